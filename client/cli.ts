@@ -1,0 +1,198 @@
+#!/usr/bin/env node
+/**
+ * `road`: the command line of ROAD. Exit status: 0 success, 2 bad input (one line naming the problem), 1 other failure.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import type { Client } from '@temporalio/client';
+import ora from 'ora';
+import { listApprovals } from '../db/approvals.js';
+import { createPool, type Pool } from '../db/pool.js';
+import type { ApprovalState } from '../domain/approval.js';
+import type { RoadConfig } from '../domain/config.js';
+import { isProvisioned, provision, type ProvisionReporter } from '../scripts/provision.js';
+import { startApprovalGate, submitDecision } from './approvals.js';
+import { loadConfig, readDevState, requireDatabaseUrl } from './config.js';
+import { UsageError } from './errors.js';
+import { formatTable, relativeTime } from './format.js';
+import { connectClient, uiWorkflowUrl } from './temporal.js';
+
+/** Resources a command opens lazily and the CLI closes on exit. */
+class Session {
+  private client?: Client;
+  private pool?: Pool;
+  readonly config: RoadConfig;
+  constructor() {
+    this.config = loadConfig();
+  }
+  async temporal(): Promise<Client> {
+    return (this.client ??= await connectClient(this.config));
+  }
+  database = (): Pool => (this.pool ??= createPool(requireDatabaseUrl(this.config), 4));
+  async close(): Promise<void> {
+    await Promise.allSettled([this.client?.connection.close(), this.pool?.end()]);
+  }
+}
+
+function spinnerReporter(): ProvisionReporter {
+  let spinner: ReturnType<typeof ora> | undefined;
+  return {
+    step(label) {
+      spinner?.stop();
+      spinner = ora({ text: label, stream: process.stderr }).start();
+    },
+    done(label, detail) {
+      if (spinner) spinner.succeed(`${label}: ${detail}`);
+      else ora({ stream: process.stderr }).succeed(`${label}: ${detail}`);
+      spinner = undefined;
+    },
+  };
+}
+
+export async function ensureProvisioned(): Promise<void> {
+  if (!isProvisioned()) await provision(spinnerReporter());
+}
+
+const printJson = (value: unknown): void => {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+};
+
+export function buildProgram(session: () => Session): Command {
+  const program = new Command('road')
+    .description('ROAD — the self-improvement loop of an autonomous coding agent, on Temporal and PostgreSQL')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program
+    .command('provision')
+    .description('build the Temporal CLI (dev server) and the time-skipping test server from package registries; idempotent')
+    .option('--json', 'print what was built and how long it took as JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const result = await provision(spinnerReporter());
+      if (opts.json) printJson(result);
+    });
+
+  program
+    .command('dev')
+    .description('run PostgreSQL, the Temporal dev server (Web UI on :8233) and the ROAD worker as one process tree')
+    .action(async () => {
+      const { runDev } = await import('./dev.js');
+      await ensureProvisioned();
+      await runDev(session().config);
+    });
+
+  program
+    .command('worker')
+    .description('run the ROAD worker against TEMPORAL_ADDRESS and DATABASE_URL')
+    .action(async () => {
+      const { runWorker } = await import('./run-worker.js');
+      await runWorker(session().config);
+    });
+
+  program
+    .command('demo')
+    .description('start an approval gate with sample evidence, to try the reviewer commands and the Temporal UI')
+    .option('--task <id>', 'task id of the demo request', 'DEMO-1')
+    .option('--reviewers <list>', 'comma-separated allowed reviewers (default: approval.reviewers of road.config.json, else alice@example.com)')
+    .option('--timeout <duration>', 'how long to wait for a decision', '7d')
+    .option('--json', 'print the started workflow as JSON')
+    .action(async (opts: { task: string; reviewers?: string; timeout: string; json?: boolean }) => {
+      const s = session();
+      const reviewers = opts.reviewers?.split(',').map((r) => r.trim()).filter(Boolean) ??
+        (s.config.approval.reviewers.length ? s.config.approval.reviewers : ['alice@example.com']);
+      const handle = await startApprovalGate(await s.temporal(), s.config.temporal.taskQueue, {
+        taskId: opts.task,
+        title: 'Cut token use of auth-migration by trimming the repeated schema dump',
+        candidateRef: 'road/demo-candidate',
+        baselineRef: 'main',
+        diffStat: { files: 2, insertions: 14, deletions: 31 },
+        impact: {
+          summary: 'Low risk: prompt assembly only; no runtime code path changes',
+          files: ['src/autopack/prompts/auth.py', 'src/autopack/context/schema_dump.py'],
+          phases: ['auth-migration'],
+        },
+        verdict: 'PROMOTE',
+        evidence: { replay: { cases: 6, k: 3, baselineSuccess: 0.78, treatmentSuccess: 0.94, medianTokensRatio: 0.62 } },
+        allowedReviewers: reviewers,
+        author: 'road-bot',
+        timeout: opts.timeout,
+      });
+      const ui = uiWorkflowUrl(readDevState()?.uiUrl ?? 'http://localhost:8233', s.config.temporal.namespace, handle.workflowId);
+      if (opts.json) return printJson({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId, ui });
+      console.log(`Started approval gate ${handle.workflowId}\n  Temporal UI: ${ui}\n  Approve:     road approve ${opts.task} --reviewer ${reviewers[0]} --comment "looks good"`);
+    });
+
+  program
+    .command('pending')
+    .description('list approval requests waiting for a reviewer')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const rows = await listApprovals(session().database(), { status: 'PENDING' });
+      if (opts.json) return printJson(rows);
+      if (!rows.length) return console.log('No approval request is waiting.');
+      const now = Date.now();
+      console.log(
+        formatTable(
+          ['TASK', 'TITLE', 'CANDIDATE', 'VERDICT', 'REVIEWERS', 'REQUESTED', 'EXPIRES'],
+          rows.map((r) => [r.taskId, r.title, r.candidateRef, r.verdict ?? '—', r.allowedReviewers.join(', '), relativeTime(r.requestedAt, now), relativeTime(r.expiresAt, now)]),
+        ),
+      );
+      console.log(`\nApprove with: road approve ${rows[0]!.taskId} --reviewer <you> [--comment "…"]`);
+    });
+
+  const decisionCommand = (name: 'approve' | 'reject') =>
+    program
+      .command(`${name} <taskId>`)
+      .description(`${name} the candidate of a follow-up task (only allowlisted reviewers who are not its author count)`)
+      .requiredOption('--reviewer <identity>', 'who decides (must be on the allowlist)')
+      .option('--json', 'print the resulting status as JSON');
+
+  decisionCommand('approve')
+    .option('--comment <text>', 'a note for the audit')
+    .action(async (taskId: string, opts: { reviewer: string; comment?: string; json?: boolean }) => {
+      const s = session();
+      const result = await submitDecision({ client: await s.temporal(), pool: s.database }, taskId, 'approve', opts);
+      printDecision(result.state, opts.json);
+    });
+
+  decisionCommand('reject')
+    .requiredOption('--reason <text>', 'why the candidate is rejected')
+    .action(async (taskId: string, opts: { reviewer: string; reason: string; json?: boolean }) => {
+      const s = session();
+      const result = await submitDecision({ client: await s.temporal(), pool: s.database }, taskId, 'reject', opts);
+      printDecision(result.state, opts.json);
+    });
+
+  program.addOption(new Option('--debug', 'print stack traces').hideHelp());
+  return program;
+}
+
+function printDecision(state: ApprovalState, json?: boolean): void {
+  if (json) return printJson(state);
+  console.log(`${state.taskId}: ${state.status} by ${state.decidedBy} at ${state.decidedAt}${state.decisionNote ? ` — "${state.decisionNote}"` : ''}`);
+  console.log(`can_merge: ${state.canMerge}${state.verdict ? ` (replay verdict ${state.verdict})` : ' (no replay verdict recorded)'}`);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let opened: Session | undefined;
+  const session = () => (opened ??= new Session());
+  const program = buildProgram(session);
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version exit 0; commander has already printed its message.
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`road: ${message}\n`);
+    if (argv.includes('--debug') && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+    return error instanceof UsageError ? 2 : 1;
+  } finally {
+    await opened?.close();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/client/cli.ts')) {
+  process.exit(await main(process.argv));
+}

@@ -1,0 +1,35 @@
+/**
+ * Every signal, query, update and search-attribute key of ROAD's workflows. The client imports this module too,
+ * so it must stay free of anything but Temporal's workflow-safe packages.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { ApprovalState, DecisionAttempt, DecisionInput } from '../domain/approval.js';
+
+export const TASK_QUEUE_DEFAULT = 'road';
+
+// ---- governance gate
+export const approveSignal = defineSignal<[DecisionInput]>('approve');
+export const rejectSignal = defineSignal<[DecisionInput]>('reject');
+/** Same rules as the signals, but answers with the judged attempt: the CLI uses it to say at once whether it counted. */
+export const decideUpdate = defineUpdate<DecisionAttempt, [{ action: 'approve' | 'reject' } & DecisionInput]>('decide');
+export const statusQuery = defineQuery<ApprovalState>('status');
+
+/** Workflow ids are derived from the task id so that the CLI finds a gate without listing. */
+export const approvalWorkflowId = (taskId: string): string => `road-approval-${taskId}`;
+
+// ---- search attributes (registered on the dev server at start; visible and filterable in the Temporal UI)
+export const RoadKind = defineSearchAttributeKey('RoadKind', SearchAttributeType.KEYWORD);
+export const RoadStatus = defineSearchAttributeKey('RoadStatus', SearchAttributeType.KEYWORD);
+export const RoadTaskId = defineSearchAttributeKey('RoadTaskId', SearchAttributeType.KEYWORD);
+export const RoadIssueType = defineSearchAttributeKey('RoadIssueType', SearchAttributeType.KEYWORD);
+export const RoadPhase = defineSearchAttributeKey('RoadPhase', SearchAttributeType.KEYWORD_LIST);
+
+/** Name → type, for registering them on a server. */
+export const SEARCH_ATTRIBUTES = {
+  RoadKind: 'KEYWORD',
+  RoadStatus: 'KEYWORD',
+  RoadTaskId: 'KEYWORD',
+  RoadIssueType: 'KEYWORD',
+  RoadPhase: 'KEYWORD_LIST',
+} as const;

@@ -1,0 +1,2 @@
+/** The workflows the ROAD worker runs. */
+export { approvalGate } from './approvalGate.js';
