@@ -18,7 +18,7 @@ export interface DevState {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): RoadConfig {
-  const file = path.resolve(env.ROAD_CONFIG ?? 'road.config.json');
+  const file = path.resolve(env.ROAD_CONFIG || 'road.config.json');
   let raw: unknown = {};
   if (existsSync(file)) {
     try {

@@ -32,7 +32,6 @@ export function parseDuration(text: string): number {
 /** `7 days`, `36 hours`, `90 seconds`: the largest whole unit, for messages and UI details. */
 export function formatDuration(ms: number): string {
   const units: Array<[string, number]> = [
-    ['week', 604_800_000],
     ['day', 86_400_000],
     ['hour', 3_600_000],
     ['minute', 60_000],

@@ -3,6 +3,7 @@
  * seconds, signals arrive as a reviewer's would, and every attempt must end up in the audit table.
  */
 import { WorkflowFailedError } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -189,7 +190,7 @@ describe('approvalGate', () => {
     await Worker.runReplayHistory({ workflowBundle: bundle }, history, 'approval-gate');
     if (process.env.ROAD_RECORD_HISTORIES === '1') {
       mkdirSync(FIXTURES, { recursive: true });
-      writeFileSync(path.join(FIXTURES, 'approval-gate-approved.json'), JSON.stringify(history, null, 1));
+      writeFileSync(path.join(FIXTURES, 'approval-gate-approved.json'), historyToJSON(history));
     }
   });
 });

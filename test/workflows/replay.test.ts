@@ -1,0 +1,26 @@
+/**
+ * Recorded histories must replay against the current workflow code: a failure here means a change would break
+ * gates that are waiting right now (use `patched()` for such changes). Refresh with ROAD_RECORD_HISTORIES=1.
+ */
+import { Worker } from '@temporalio/worker';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { bundleWorkflows } from '../helpers/temporal.js';
+
+const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'histories');
+const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.json'));
+
+describe('recorded workflow histories', () => {
+  it('has at least one recorded history', () => {
+    expect(files.length).toBeGreaterThan(0);
+  });
+
+  it.each(files)('replays %s without a determinism violation', async (file) => {
+    const history = JSON.parse(readFileSync(path.join(FIXTURES, file), 'utf8'));
+    const bundle = await bundleWorkflows();
+    // Throws DeterminismViolationError (or the workflow's own failure) if the code no longer matches the history.
+    await Worker.runReplayHistory({ workflowBundle: bundle }, history, file);
+  });
+});
