@@ -59,15 +59,17 @@ export async function runDev(config: RoadConfig): Promise<void> {
     await step('migrations', () => migrate(databaseUrl!));
 
     // 2. Temporal dev server (SQLite under .road/, Web UI, ROAD's search attributes)
-    const temporal = await step('Temporal dev server', () => startTemporalDevServer(temporalPort, uiPort));
-    cleanups.push(() => stopChild(temporal));
-    const exited = new Promise<void>((resolve) => temporal.once('exit', () => resolve()));
-
-    // 3. The worker, in this process
     installRuntime({ shutdownSignals: [] });
     const address = `127.0.0.1:${temporalPort}`;
-    const connection = await connectWhenReady(address, 30_000);
+    const { server, connection } = await step('Temporal dev server', async () => {
+      const server = await startTemporalDevServer(temporalPort, uiPort);
+      cleanups.push(() => stopChild(server));
+      return { server, connection: await connectWhenReady(address, server, 60_000) };
+    });
     cleanups.push(() => connection.close());
+    const exited = new Promise<void>((resolve) => server.once('exit', () => resolve()));
+
+    // 3. The worker, in this process
     const pool = createPool(databaseUrl);
     cleanups.push(() => pool.end());
     const worker = await step('ROAD worker (bundling workflows)', () =>
@@ -146,9 +148,10 @@ function startTemporalDevServer(port: number, uiPort: number): Promise<ChildProc
   });
 }
 
-async function connectWhenReady(address: string, timeoutMs: number): Promise<NativeConnection> {
+async function connectWhenReady(address: string, server: ChildProcess, timeoutMs: number): Promise<NativeConnection> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    if (server.exitCode !== null) throw new Error(`the Temporal dev server exited (code ${server.exitCode}); see ${path.join(STATE_DIR, 'temporal.log')}`);
     try {
       const connection = await NativeConnection.connect({ address });
       await connection.workflowService.getSystemInfo({});
