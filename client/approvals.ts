@@ -1,5 +1,5 @@
 /** What `road approve | reject | pending` (and the API) do with the governance gate. */
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { approvalRequestSchema, TASK_ID, type ApprovalRequestInput, type ApprovalState, type DecisionAction, type DecisionAttempt, type DecisionInput } from '../domain/approval.js';
 import { formatDuration } from '../domain/duration.js';
@@ -15,25 +15,32 @@ export async function startApprovalGate(client: Client, taskQueue: string, input
   const parsed = approvalRequestSchema.safeParse(input);
   if (!parsed.success) throw new UsageError(`invalid approval request: ${describeZodError(parsed.error)}`);
   const request = parsed.data;
-  return client.workflow.start<typeof approvalGate>('approvalGate', {
-    taskQueue,
-    workflowId: approvalWorkflowId(request.taskId),
-    args: [input],
-    staticSummary: `Approval gate for ${request.taskId}: ${request.title}`,
-    staticDetails: [
-      `**Task** ${request.taskId} — ${request.title}`,
-      `**Candidate** \`${request.candidateRef}\`${request.baselineRef ? ` on \`${request.baselineRef}\`` : ''}`,
-      `**Impact** ${request.impact.summary || '(none given)'}; files: ${request.impact.files.join(', ') || '—'}; phases: ${request.impact.phases.join(', ') || '—'}`,
-      `**Replay verdict** ${request.verdict ?? 'not given'}`,
-      `**Reviewers** ${request.allowedReviewers.join(', ')} (author ${request.author} may not decide)`,
-      `**Times out** after ${formatDuration(request.timeout)} → EXPIRED`,
-    ].join('\n'),
-    typedSearchAttributes: [
-      { key: RoadKind, value: 'approval' },
-      { key: RoadStatus, value: 'PENDING' },
-      { key: RoadTaskId, value: request.taskId },
-    ],
-  });
+  try {
+    return await client.workflow.start<typeof approvalGate>('approvalGate', {
+      taskQueue,
+      workflowId: approvalWorkflowId(request.taskId),
+      args: [input],
+      staticSummary: `Approval gate for ${request.taskId}: ${request.title}`,
+      staticDetails: [
+        `- **Task** ${request.taskId} — ${request.title}`,
+        `- **Candidate** \`${request.candidateRef}\`${request.baselineRef ? ` on \`${request.baselineRef}\`` : ''}`,
+        `- **Impact** ${request.impact.summary || '(none given)'}; files: ${request.impact.files.join(', ') || '—'}; phases: ${request.impact.phases.join(', ') || '—'}`,
+        `- **Replay verdict** ${request.verdict ?? 'not given'}`,
+        `- **Reviewers** ${request.allowedReviewers.join(', ')} (author ${request.author} may not decide)`,
+        `- **Times out** after ${formatDuration(request.timeout)} → EXPIRED`,
+      ].join('\n'),
+      typedSearchAttributes: [
+        { key: RoadKind, value: 'approval' },
+        { key: RoadStatus, value: 'PENDING' },
+        { key: RoadTaskId, value: request.taskId },
+      ],
+    });
+  } catch (error) {
+    if (error instanceof WorkflowExecutionAlreadyStartedError) {
+      throw new UsageError(`${request.taskId} already has an approval gate waiting for a decision (workflow ${approvalWorkflowId(request.taskId)})`);
+    }
+    throw error;
+  }
 }
 
 export interface DecisionResult {

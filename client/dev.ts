@@ -157,7 +157,7 @@ async function connectWhenReady(address: string, server: ChildProcess, timeoutMs
       await connection.workflowService.getSystemInfo({});
       return connection;
     } catch (error) {
-      if (Date.now() > deadline) throw new Error(`Temporal at ${address} was not ready after ${timeoutMs / 1000} s: ${(error as Error).message}`);
+      if (Date.now() > deadline) throw new Error(`Temporal at ${address} was not ready after ${timeoutMs / 1000} s: ${(error as Error).message}`, { cause: error });
       await new Promise((r) => setTimeout(r, 250));
     }
   }

@@ -9,6 +9,7 @@ export async function connectClient(config: RoadConfig): Promise<Client> {
   } catch (error) {
     throw new Error(
       `cannot reach Temporal at ${config.temporal.address} (${(error as Error).message}). Start it with \`npm start\`, or set TEMPORAL_ADDRESS.`,
+      { cause: error },
     );
   }
   return new Client({ connection, namespace: config.temporal.namespace });

@@ -37,6 +37,7 @@ export async function startEmbeddedPostgres(options: { dataDir: string; port: nu
   } catch (error) {
     throw new Error(
       `PostgreSQL did not start on 127.0.0.1:${options.port} with data in ${options.dataDir}` + (error instanceof Error ? `: ${error.message}` : ''),
+      { cause: error },
     );
   }
   const databaseUrl = (name: string) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${options.port}/${name}`;

@@ -198,14 +198,15 @@ export function rollbackPlanFor(request: ApprovalRequest): string {
 export function pendingDetails(state: ApprovalState, timeoutMs: number): string {
   const reviewers = state.allowedReviewers.filter((r) => normalizeIdentity(r) !== normalizeIdentity(state.author));
   const last = state.attempts.at(-1);
+  // Markdown for the Temporal UI: list items, because single newlines collapse there.
   return [
     `**Waiting for a reviewer** to approve or reject ${state.taskId} — "${state.title}"`,
-    `Candidate: \`${state.candidateRef}\`${state.verdict ? ` · replay verdict: ${state.verdict}` : ''}`,
-    `Allowed reviewers: ${reviewers.join(', ')} (not the author, ${state.author})`,
-    `Expires: ${state.expiresAt} (${formatDuration(timeoutMs)} after the request)`,
     '',
-    `Approve: \`road approve ${state.taskId} --reviewer ${reviewers[0]} --comment "…"\``,
-    `Reject:  \`road reject ${state.taskId} --reviewer ${reviewers[0]} --reason "…"\``,
-    ...(last?.outcome === 'ignored' ? ['', `Last attempt ignored: ${last.reviewer} (${last.action}) — ${last.reason}`] : []),
+    `- Candidate: \`${state.candidateRef}\`${state.verdict ? ` · replay verdict: ${state.verdict}` : ''}`,
+    `- Allowed reviewers: ${reviewers.join(', ')} (not the author, ${state.author})`,
+    `- Expires: ${state.expiresAt} (${formatDuration(timeoutMs)} after the request)`,
+    `- Approve: \`road approve ${state.taskId} --reviewer ${reviewers[0]} --comment "…"\``,
+    `- Reject: \`road reject ${state.taskId} --reviewer ${reviewers[0]} --reason "…"\``,
+    ...(last?.outcome === 'ignored' ? [`- Last attempt ignored: ${last.reviewer} (${last.action}) — ${last.reason}`] : []),
   ].join('\n');
 }
