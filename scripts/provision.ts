@@ -14,9 +14,13 @@ import { fileURLToPath } from 'node:url';
 
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const TOOLS_DIR = path.join(PROJECT_ROOT, '.tools');
 const TEST_SERVER_POM = path.join(PROJECT_ROOT, 'tools', 'test-server', 'pom.xml');
-const TEST_SERVER_DIR = path.join(TOOLS_DIR, 'test-server');
+
+/** The ignored folder the binaries are built into (ROAD_TOOLS_DIR moves it, e.g. for tests of provisioning). */
+function toolsDir(env: NodeJS.ProcessEnv): string {
+  return path.resolve(env.ROAD_TOOLS_DIR || path.join(PROJECT_ROOT, '.tools'));
+}
+const testServerDir = (env: NodeJS.ProcessEnv) => path.join(toolsDir(env), 'test-server');
 
 export interface ToolPaths {
   temporalCli: string;
@@ -26,8 +30,8 @@ export interface ToolPaths {
 /** Where the binaries are: the override variables win, else the project's `.tools/`. */
 export function toolPaths(env: NodeJS.ProcessEnv = process.env): ToolPaths {
   return {
-    temporalCli: env.TEMPORAL_CLI_PATH || path.join(TOOLS_DIR, 'bin', 'temporal'),
-    testServer: env.TEMPORAL_TEST_SERVER_PATH || path.join(TEST_SERVER_DIR, 'temporal-test-server'),
+    temporalCli: env.TEMPORAL_CLI_PATH || path.join(toolsDir(env), 'bin', 'temporal'),
+    testServer: env.TEMPORAL_TEST_SERVER_PATH || path.join(testServerDir(env), 'temporal-test-server'),
   };
 }
 
@@ -48,13 +52,29 @@ export interface ProvisionResult {
 /** True when both binaries are present and match what this checkout asks for. */
 export function isProvisioned(env: NodeJS.ProcessEnv = process.env): boolean {
   const paths = toolPaths(env);
-  const cliReady = env.TEMPORAL_CLI_PATH ? existsSync(paths.temporalCli) : cliStampMatches();
-  const serverReady = env.TEMPORAL_TEST_SERVER_PATH ? existsSync(paths.testServer) : testServerStampMatches();
+  const cliReady = env.TEMPORAL_CLI_PATH ? existsSync(paths.temporalCli) : cliStampMatches(env);
+  const serverReady = env.TEMPORAL_TEST_SERVER_PATH ? existsSync(paths.testServer) : testServerStampMatches(env);
   return cliReady && serverReady;
+}
+
+/** Every build tool that this run needs and PATH lacks, reported at once so one message says all that is missing. */
+function requireBuildTools(env: NodeJS.ProcessEnv): void {
+  const needed: Array<[command: string, why: string]> = [];
+  if (!env.TEMPORAL_CLI_PATH && !cliStampMatches(env)) needed.push(['go', 'builds the Temporal CLI']);
+  if (!env.TEMPORAL_TEST_SERVER_PATH && !testServerStampMatches(env)) {
+    needed.push(['java', 'runs the time-skipping test server'], ['mvn', 'resolves the test server from Maven Central']);
+  }
+  const missing = needed.filter(([command]) => spawnSync(command, ['-version'], { stdio: 'ignore', env }).error);
+  if (!missing.length) return;
+  throw new ProvisionError(
+    `cannot provision: ${missing.map(([c]) => `\`${c}\``).join(', ')} not on PATH (${missing.map(([c, why]) => `${c} ${why}`).join('; ')}). ` +
+      'Install what is missing, or point TEMPORAL_CLI_PATH at an existing `temporal` binary and TEMPORAL_TEST_SERVER_PATH at an existing test-server executable.',
+  );
 }
 
 export async function provision(reporter: ProvisionReporter, env: NodeJS.ProcessEnv = process.env): Promise<ProvisionResult> {
   const paths = toolPaths(env);
+  requireBuildTools(env);
   const cli = await timed(() => provisionTemporalCli(paths.temporalCli, reporter, env));
   const server = await timed(() => provisionTestServer(paths.testServer, reporter, env));
   return {
@@ -65,13 +85,13 @@ export async function provision(reporter: ProvisionReporter, env: NodeJS.Process
 
 // ---------------------------------------------------------------- Temporal CLI
 
-function cliStampPath(): string {
-  return path.join(TOOLS_DIR, 'bin', 'temporal.version');
+function cliStampPath(env: NodeJS.ProcessEnv): string {
+  return path.join(toolsDir(env), 'bin', 'temporal.version');
 }
 
-function cliStampMatches(): boolean {
-  const binary = path.join(TOOLS_DIR, 'bin', 'temporal');
-  return existsSync(binary) && readIfExists(cliStampPath()) === TEMPORAL_CLI_VERSION;
+function cliStampMatches(env: NodeJS.ProcessEnv): boolean {
+  const binary = path.join(toolsDir(env), 'bin', 'temporal');
+  return existsSync(binary) && readIfExists(cliStampPath(env)) === TEMPORAL_CLI_VERSION;
 }
 
 async function provisionTemporalCli(binary: string, reporter: ProvisionReporter, env: NodeJS.ProcessEnv): Promise<boolean> {
@@ -81,11 +101,10 @@ async function provisionTemporalCli(binary: string, reporter: ProvisionReporter,
     reporter.done(label, `using TEMPORAL_CLI_PATH=${binary}`);
     return false;
   }
-  if (cliStampMatches()) {
+  if (cliStampMatches(env)) {
     reporter.done(label, `already built at ${rel(binary)}`);
     return false;
   }
-  requireCommand('go', 'to build the Temporal CLI', 'TEMPORAL_CLI_PATH', 'an existing `temporal` binary');
   reporter.step(`${label}: go install (first time: downloads modules and compiles, a few minutes)`);
   const bin = path.dirname(binary);
   mkdirSync(bin, { recursive: true });
@@ -94,7 +113,7 @@ async function provisionTemporalCli(binary: string, reporter: ProvisionReporter,
     GOBIN: bin,
     GOFLAGS: [env.GOFLAGS, '-buildvcs=false'].filter(Boolean).join(' '),
   });
-  writeFileSync(cliStampPath(), TEMPORAL_CLI_VERSION);
+  writeFileSync(cliStampPath(env), TEMPORAL_CLI_VERSION);
   reporter.done(label, `built ${rel(binary)}`);
   return true;
 }
@@ -106,9 +125,9 @@ function testServerStamp(): string {
   return createHash('sha256').update(readFileSync(TEST_SERVER_POM)).digest('hex').slice(0, 16);
 }
 
-function testServerStampMatches(): boolean {
-  const wrapper = path.join(TEST_SERVER_DIR, 'temporal-test-server');
-  return existsSync(wrapper) && readIfExists(path.join(TEST_SERVER_DIR, 'stamp')) === testServerStamp();
+function testServerStampMatches(env: NodeJS.ProcessEnv): boolean {
+  const wrapper = path.join(testServerDir(env), 'temporal-test-server');
+  return existsSync(wrapper) && readIfExists(path.join(testServerDir(env), 'stamp')) === testServerStamp();
 }
 
 async function provisionTestServer(
@@ -122,14 +141,13 @@ async function provisionTestServer(
     reporter.done(label, `using TEMPORAL_TEST_SERVER_PATH=${wrapper}`);
     return { built: false };
   }
-  if (testServerStampMatches()) {
+  if (testServerStampMatches(env)) {
     reporter.done(label, `already built at ${rel(wrapper)}`);
     return { built: false };
   }
-  requireCommand('java', 'to run the test server', 'TEMPORAL_TEST_SERVER_PATH', 'an existing test-server executable');
-  requireCommand('mvn', 'to resolve the test server from Maven Central', 'TEMPORAL_TEST_SERVER_PATH', 'an existing test-server executable');
-  const lib = path.join(TEST_SERVER_DIR, 'lib');
-  rmSync(TEST_SERVER_DIR, { recursive: true, force: true });
+  const dir = testServerDir(env);
+  const lib = path.join(dir, 'lib');
+  rmSync(dir, { recursive: true, force: true });
   mkdirSync(lib, { recursive: true });
 
   reporter.step(`${label}: resolving the classpath with Maven`);
@@ -137,7 +155,7 @@ async function provisionTestServer(
 
   // An explicit, sorted classpath: the CDS archive is only valid for the exact classpath it was dumped with.
   const classpath = readdirSync(lib).filter((f) => f.endsWith('.jar')).sort().map((f) => path.join(lib, f)).join(':');
-  const archive = path.join(TEST_SERVER_DIR, 'test-server.jsa');
+  const archive = path.join(dir, 'test-server.jsa');
   const jvmFlags = ['-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', '-Xss512k', '-Xlog:disable', '-Xlog:all=off'];
   writeFileSync(
     wrapper,
@@ -153,7 +171,7 @@ async function provisionTestServer(
   reporter.step(`${label}: training run for the class-data-sharing archive`);
   await trainClassDataArchive(['-XX:ArchiveClassesAtExit=' + archive, ...jvmFlags, '-cp', classpath, 'io.temporal.testserver.TestServer']);
   const startMs = await measureTestServerStart(wrapper);
-  writeFileSync(path.join(TEST_SERVER_DIR, 'stamp'), testServerStamp());
+  writeFileSync(path.join(dir, 'stamp'), testServerStamp());
   reporter.done(label, `built ${rel(wrapper)} (JVM listens after ${startMs} ms)`);
   return { built: true, startMs };
 }
@@ -211,16 +229,6 @@ export async function waitForPort(port: number, timeoutMs: number, host = '127.0
     if (open) return;
     if (Date.now() > deadline) throw new ProvisionError(`nothing listened on ${host}:${port} within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-function requireCommand(command: string, why: string, variable: string, what: string): void {
-  const probe = spawnSync(command, ['-version'], { stdio: 'ignore' });
-  if (probe.error) {
-    throw new ProvisionError(
-      `\`${command}\` is not on PATH (needed ${why}). Install it, or set ${variable} to ${what}. ` +
-        'Other variable: ' + (variable === 'TEMPORAL_CLI_PATH' ? 'TEMPORAL_TEST_SERVER_PATH' : 'TEMPORAL_CLI_PATH') + '.',
-    );
   }
 }
 
