@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The ROAD image: the `road` CLI (worker, serve, and the reviewer commands) with ROAD's workflows prebuilt into a bundle.
 # The CLI runs TypeScript through tsx (a runtime dependency), so there is no compile step; only the workflow bundle
 # is built here, so that workers start without webpack.

@@ -53,7 +53,7 @@ export interface DecisionResult {
  * when it is waiting, or here when the gate has already closed.
  */
 export async function submitDecision(
-  deps: { client: Client; pool?: () => Pool },
+  deps: { client: Client; pool?: () => Pool; source?: 'cli' | 'api' },
   taskId: string,
   action: DecisionAction,
   decision: DecisionInput,
@@ -71,19 +71,25 @@ export async function submitDecision(
     if (!(error instanceof WorkflowNotFoundError)) throw error;
     running = false;
   }
-  if (!running) return refuseClosedGate(deps.pool?.(), taskId, action, decision);
+  if (!running) return refuseClosedGate(deps.pool?.(), taskId, action, decision, deps.source ?? 'cli');
 
   const attempt = await handle.executeUpdate(decideUpdate, { args: [{ action, ...decision }] });
   const state = await handle.query(statusQuery);
   if (attempt.outcome === 'ignored') {
-    throw new UsageError(`${action} of ${taskId} by ${attempt.reviewer} was not counted: ${attempt.reason} (status ${state.status}; the attempt is audited)`);
+    throw new UsageError(`${action} of ${taskId} by ${attempt.reviewer} was not counted: ${attempt.reason} (status ${state.status}; the attempt is audited)`, 'forbidden');
   }
   return { attempt, state };
 }
 
-async function refuseClosedGate(pool: Pool | undefined, taskId: string, action: DecisionAction, decision: DecisionInput): Promise<never> {
+async function refuseClosedGate(
+  pool: Pool | undefined,
+  taskId: string,
+  action: DecisionAction,
+  decision: DecisionInput,
+  source: 'cli' | 'api',
+): Promise<never> {
   const row = pool ? await latestApprovalForTask(pool, taskId) : undefined;
-  if (!row) throw new UsageError(`unknown task ${taskId}: no approval request is waiting for it (see \`road pending\`)`);
+  if (!row) throw new UsageError(`unknown task ${taskId}: no approval request is waiting for it (see \`road pending\`)`, 'not_found');
   const reason = `already ${row.status}${row.decidedBy ? ` by ${row.decidedBy}` : ''}`;
   await saveDecisionAttempt(
     pool!,
@@ -97,8 +103,8 @@ async function refuseClosedGate(pool: Pool | undefined, taskId: string, action: 
       outcome: 'ignored',
       reason,
     },
-    'cli',
-    `cli-${randomUUID()}`,
+    source,
+    `${source}-${randomUUID()}`,
   );
-  throw new UsageError(`${taskId} is ${reason}; nothing changed (the attempt is audited)`);
+  throw new UsageError(`${taskId} is ${reason}; nothing changed (the attempt is audited)`, 'conflict');
 }

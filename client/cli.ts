@@ -2,7 +2,7 @@
 /**
  * `road`: the command line of ROAD. Exit status: 0 success, 2 bad input (one line naming the problem), 1 other failure.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Client } from '@temporalio/client';
 import ora from 'ora';
 import { listApprovals } from '../db/approvals.js';
@@ -89,6 +89,87 @@ export function buildProgram(session: () => Session): Command {
     });
 
   program
+    .command('serve')
+    .description('run the HTTP API: POST /v1/events, GET /v1/approvals, POST /v1/approvals/:taskId/decision, GET /healthz')
+    .option('--host <host>', 'interface to listen on', process.env.ROAD_API_HOST ?? '127.0.0.1')
+    .option('--port <port>', 'port to listen on', process.env.ROAD_API_PORT ?? '8787')
+    .action(async (opts: { host: string; port: string }) => {
+      const { runServer } = await import('./serve.js');
+      const port = Number(opts.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be an integer from 0 to 65535 (got ${opts.port})`);
+      const s = session();
+      await runServer({ config: s.config, host: opts.host, port, pool: s.database(), temporal: () => s.temporal() });
+    });
+
+  program
+    .command('record')
+    .description('record one phase outcome (for scripts; agents use the library or POST /v1/events)')
+    .requiredOption('--run <id>', 'run_id')
+    .requiredOption('--phase <id>', 'phase_id')
+    .requiredOption('--outcome <outcome>', 'SUCCESS, FAILED, TIMEOUT or STUCK')
+    .option('--stop-reason <text>', 'why the attempt stopped (< 256 bytes)')
+    .option('--attempt <n>', 'attempt number within the run (default 1)', integer)
+    .option('--tokens <n>', 'tokens_used', integer)
+    .option('--prompt-tokens <n>', 'prompt_tokens', integer)
+    .option('--completion-tokens <n>', 'completion_tokens', integer)
+    .option('--duration-ms <n>', 'duration_ms', integer)
+    .option('--event-id <id>', 'a stable id (default: derived from run, phase and attempt)')
+    .option('--phase-type <type>', 'phase_type')
+    .option('--model <name>', 'model')
+    .option('--rationale <text>', 'decision_rationale (< 10 KiB)')
+    .option('--files <paths>', 'comma-separated repo-relative paths the attempt touched', list)
+    .option('--tests-failed <ids>', 'comma-separated ids of tests that failed', list)
+    .option('--commit <sha>', 'commit_sha')
+    .option('--occurred-at <iso>', 'when the attempt ended, ISO-8601 with offset (default: now)')
+    .option('--metadata <json>', 'a JSON object (≤ 16 KiB)')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: RecordOptions) => {
+      const { storeEvents } = await import('../db/events.js');
+      const [result] = await storeEvents(session().database(), [eventFromOptions(opts)]);
+      if (opts.json) printJson(result);
+      else if (result!.status === 'accepted' || result!.status === 'duplicate') console.log(`${result!.status}: ${result!.event_id}`);
+      if (result!.status === 'invalid' || result!.status === 'conflict') throw new UsageError(`${result!.status}: ${result!.message}`);
+    });
+
+  program
+    .command('import <file>')
+    .description('import a JSONL file of phase outcomes through the bulk COPY path; resumable (run it again after an interruption)')
+    .option('--rejects <file>', 'where invalid and conflicting lines are written (default: FILE.rejects.jsonl)')
+    .option('--chunk-size <n>', 'events per committed chunk', integer, 20_000)
+    .option('--json', 'print the summary as JSON')
+    .action(async (file: string, opts: { rejects?: string; chunkSize: number; json?: boolean }) => {
+      const { importFile } = await import('./import.js');
+      if (opts.chunkSize < 1 || opts.chunkSize > 1_000_000) throw new UsageError('--chunk-size must be from 1 to 1000000');
+      const abort = new AbortController();
+      const onSignal = () => abort.abort();
+      process.once('SIGINT', onSignal);
+      try {
+        const report = await importFile(session().database(), file, {
+          rejectsPath: opts.rejects ?? file.replace(/(\.jsonl?|\.ndjson)?$/, '.rejects.jsonl'),
+          chunkSize: opts.chunkSize,
+          progress: !opts.json && process.stderr.isTTY,
+          signal: abort.signal,
+        });
+        if (opts.json) printJson(report);
+        else {
+          console.log(
+            formatTable(
+              ['ACCEPTED', 'DUPLICATE', 'CONFLICT', 'INVALID', 'LINES', 'SECONDS'],
+              [[report.accepted, report.duplicate, report.conflict, report.invalid, report.lines, report.seconds].map((n) => n.toLocaleString('en-US'))],
+            ),
+          );
+          if (report.rejectsFile) console.log(`Rejected lines (line number + reason): ${report.rejectsFile}`);
+        }
+        if (report.interrupted) throw new Error(`interrupted after line ${report.lines}: run the same command again to resume (stored events count as duplicates)`);
+        if (report.invalid + report.conflict > 0) {
+          throw new UsageError(`${report.invalid + report.conflict} line(s) rejected; every valid line was stored; see ${report.rejectsFile}`);
+        }
+      } finally {
+        process.removeListener('SIGINT', onSignal);
+      }
+    });
+
+  program
     .command('demo')
     .description('start an approval gate with sample evidence, to try the reviewer commands and the Temporal UI')
     .option('--task <id>', 'task id of the demo request', 'DEMO-1')
@@ -164,6 +245,68 @@ export function buildProgram(session: () => Session): Command {
 
   program.addOption(new Option('--debug', 'print stack traces').hideHelp());
   return program;
+}
+
+function integer(value: string): number {
+  const n = Number(value);
+  if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`"${value}" is not an integer`);
+  return n;
+}
+
+const list = (value: string): string[] => value.split(',').map((v) => v.trim()).filter(Boolean);
+
+interface RecordOptions {
+  run: string;
+  phase: string;
+  outcome: string;
+  stopReason?: string;
+  attempt?: number;
+  tokens?: number;
+  promptTokens?: number;
+  completionTokens?: number;
+  durationMs?: number;
+  eventId?: string;
+  phaseType?: string;
+  model?: string;
+  rationale?: string;
+  files?: string[];
+  testsFailed?: string[];
+  commit?: string;
+  occurredAt?: string;
+  metadata?: string;
+  json?: boolean;
+}
+
+function eventFromOptions(o: RecordOptions): Record<string, unknown> {
+  let metadata: unknown;
+  if (o.metadata !== undefined) {
+    try {
+      metadata = JSON.parse(o.metadata);
+    } catch (error) {
+      throw new UsageError(`--metadata is not valid JSON: ${(error as Error).message}`);
+    }
+  }
+  const event: Record<string, unknown> = {
+    event_id: o.eventId,
+    run_id: o.run,
+    phase_id: o.phase,
+    phase_type: o.phaseType,
+    model: o.model,
+    attempt: o.attempt,
+    outcome: o.outcome.toUpperCase(),
+    stop_reason: o.stopReason,
+    decision_rationale: o.rationale,
+    tokens_used: o.tokens,
+    prompt_tokens: o.promptTokens,
+    completion_tokens: o.completionTokens,
+    duration_ms: o.durationMs,
+    files: o.files,
+    tests_failed: o.testsFailed,
+    commit_sha: o.commit,
+    occurred_at: o.occurredAt ?? new Date().toISOString(),
+    metadata,
+  };
+  return Object.fromEntries(Object.entries(event).filter(([, v]) => v !== undefined));
 }
 
 function printDecision(state: ApprovalState, json?: boolean): void {
