@@ -40,7 +40,6 @@ export async function importFile(pool: Pool, file: string, options: ImportOption
   rmSync(options.rejectsPath, { force: true }); // the rejects file always describes the latest run
   const started = performance.now();
   const input = createReadStream(file);
-  const lines = createInterface({ input, crlfDelay: Infinity });
   const summary = emptySummary();
   let lineCount = 0;
   let rejects: WriteStream | undefined;
@@ -58,6 +57,8 @@ export async function importFile(pool: Pool, file: string, options: ImportOption
   bar?.start(size, 0, { lines: 0, rate: 0, accepted: 0, duplicate: 0, rejected: 0 });
 
   async function* items(): AsyncGenerator<RawItem> {
+    // Created when iteration starts: readline emits (and drops) lines that arrive before anyone iterates.
+    const lines = createInterface({ input, crlfDelay: Infinity });
     for await (const raw of lines) {
       lineCount++;
       if (options.signal?.aborted) {
@@ -97,7 +98,6 @@ export async function importFile(pool: Pool, file: string, options: ImportOption
       },
     });
   } finally {
-    lines.close();
     input.destroy();
     bar?.stop();
     if (rejects) {

@@ -107,16 +107,26 @@ export async function storeEvents(pool: Pool, inputs: readonly unknown[]): Promi
 
 export async function storeValid(pool: Pool, valid: Judged[]): Promise<ItemResult[]> {
   const { firsts, repeats } = splitRepeats(valid);
-  const client = await pool.connect();
-  try {
+  return withClient(pool, async (client) => {
     const rows = JSON.stringify(firsts.map(({ event }, ord) => ({ ord, ...event })));
     const { rows: notInserted } = await client.query<NotInserted>(
       storeAndJudge('src', `SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(${RECORD_TYPE})`),
       [rows],
     );
-    return await verdicts(client, firsts, repeats, notInserted);
-  } finally {
+    return verdicts(client, firsts, repeats, notInserted);
+  });
+}
+
+/** Runs `work` on one pooled connection; a connection that failed is destroyed, not handed to the next caller. */
+async function withClient<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    const result = await work(client);
     client.release();
+    return result;
+  } catch (error) {
+    client.release(error instanceof Error ? error : true);
+    throw error;
   }
 }
 
@@ -143,11 +153,8 @@ export interface BulkOptions {
  */
 export async function bulkStoreEvents(pool: Pool, items: AsyncIterable<RawItem> | Iterable<RawItem>, options: BulkOptions = {}): Promise<void> {
   const chunkSize = options.chunkSize ?? 20_000;
-  const client = await pool.connect();
-  try {
-    await client.query(
-      `CREATE TEMP TABLE IF NOT EXISTS road_event_staging (${RECORD_TYPE}) ON COMMIT DELETE ROWS`,
-    );
+  await withClient(pool, async (client) => {
+    await client.query(`CREATE TEMP TABLE IF NOT EXISTS road_event_staging (${RECORD_TYPE}) ON COMMIT DELETE ROWS`);
     let writing: Promise<void> = Promise.resolve();
     let invalid: ItemResult[] = [];
     let valid: Judged[] = [];
@@ -161,20 +168,22 @@ export async function bulkStoreEvents(pool: Pool, items: AsyncIterable<RawItem> 
       });
       writing.catch(() => undefined); // a failure surfaces at the next `await writing`, not as an unhandled rejection
     };
-    for await (const item of items) {
-      if (item.parseError !== undefined) invalid.push({ index: item.index, status: 'invalid', message: item.parseError });
-      else {
-        const checked = validateEvent(item.value);
-        if (checked.ok) valid.push({ index: item.index, event: checked.event });
-        else invalid.push({ index: item.index, status: 'invalid', message: checked.message });
+    try {
+      for await (const item of items) {
+        if (item.parseError !== undefined) invalid.push({ index: item.index, status: 'invalid', message: item.parseError });
+        else {
+          const checked = validateEvent(item.value);
+          if (checked.ok) valid.push({ index: item.index, event: checked.event });
+          else invalid.push({ index: item.index, status: 'invalid', message: checked.message });
+        }
+        if (valid.length + invalid.length >= chunkSize) await flush();
       }
-      if (valid.length + invalid.length >= chunkSize) await flush();
+      if (valid.length + invalid.length) await flush();
+    } finally {
+      await writing.catch(() => undefined); // the connection is not released while a chunk is still being written
     }
-    if (valid.length + invalid.length) await flush();
     await writing;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 async function writeChunk(client: PoolClient, valid: Judged[]): Promise<ItemResult[]> {

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { buildProgram } from '../../client/cli.js';
+import { parseApiTokens } from '../../client/server.js';
 import { configSchema, withEnvironment, type RoadConfig } from '../../domain/config.js';
 import { decideUpdate, SEARCH_ATTRIBUTES, TASK_QUEUE_DEFAULT } from '../../workflows/definitions.js';
 
@@ -41,7 +42,7 @@ const compose = parse(read('docker-compose.yml')) as Compose;
 const services = compose.services;
 
 /** The only variable compose requires (`${ROAD_API_TOKENS:?…}`); everything else must have a default. */
-const TEST_ENV: Record<string, string> = { ROAD_API_TOKENS: 'token-a,token-b' };
+const TEST_ENV: Record<string, string> = { ROAD_API_TOKENS: 'alice@example.com=0123456789abcdef0123,ingest-0123456789abcdef' };
 
 /** Compose variable substitution: ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}, $VAR, $$. */
 function interpolate(text: string, env: Record<string, string> = TEST_ENV): string {
@@ -317,8 +318,9 @@ describe('docker-compose.yml: the ROAD services', () => {
     expect(service('road-api').image).toBe(service('road-worker').image);
   });
 
-  it('requires ROAD_API_TOKENS for the API rather than defaulting it', () => {
+  it('requires ROAD_API_TOKENS for the API rather than defaulting it, and passes it through intact', () => {
     expect(environment('road-api').ROAD_API_TOKENS).toBe(TEST_ENV.ROAD_API_TOKENS);
+    expect(parseApiTokens(environment('road-api').ROAD_API_TOKENS).map((t) => t.reviewer)).toEqual(['alice@example.com', undefined]);
     expect(() => interpolate(String((service('road-api').environment as Record<string, string>).ROAD_API_TOKENS), {})).toThrow(/ROAD_API_TOKENS/);
   });
 
@@ -350,7 +352,7 @@ describe('docker-compose.yml: the ROAD services', () => {
     expect(checkRoadCommand('road-worker').command).toBe('worker');
   });
 
-  it.skipIf(!cliCommand('serve'))('serves the API with `road serve` on the published port, health-checked on /healthz (runs once `road serve` exists)', () => {
+  it('serves the API with `road serve` on the published port, health-checked on /healthz', () => {
     const { command, options } = checkRoadCommand('road-api');
     expect(command).toBe('serve');
     expect(options['--host']).toBe('0.0.0.0');
