@@ -98,7 +98,7 @@ export class PhaseOutcomeRecorder {
     if (this.closed) throw new RecorderClosedError('the recorder is closed');
     const checked = validateEvent(this.complete(input));
     if (!checked.ok) throw new InvalidEventError(checked.message);
-    this.buffer.push({ index: this.buffer.length, event: checked.event });
+    this.buffer.push({ index: this.buffer.length, event: checked.event, contentText: checked.contentText });
     if (this.buffer.length >= this.maxBuffered) this.background();
     return checked.event;
   }

@@ -1,15 +1,17 @@
 /**
- * Storing phase-outcome events exactly once. Two paths share one judging statement:
- *  - `storeEvents`: a batch (≤ 1,000: the HTTP API, the recorder) sent as one jsonb parameter;
- *  - `bulkStoreEvents`: a stream (imports), in chunks COPYed into a temporary staging table.
- * Either way: INSERT … ON CONFLICT (event_id) DO NOTHING, then every row that was not inserted is compared with the
- * stored row's content hash → duplicate or conflict. COPY alone cannot deduplicate, hence the staging table.
+ * Storing phase-outcome events exactly once. Every write — a request's batch (≤ 1,000: the HTTP API, the recorder,
+ * `road record`) or a stream's chunk (`road import`) — goes through `writeChunk`, one transaction that judges each
+ * event: new → accepted, same id and content as stored → duplicate, same id and other content → conflict.
+ * COPY alone cannot deduplicate: the stored ids of the chunk are looked up first and only new events are COPYed;
+ * if a concurrent writer stores one of them meanwhile, the chunk falls back to COPY into a staging table and
+ * INSERT … SELECT … ON CONFLICT DO NOTHING, which judges every row whatever runs beside it.
  */
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import {
+  CONTENT_COLUMNS,
   conflictMessage,
   splitRepeats,
   validateEvent,
@@ -18,11 +20,7 @@ import {
 } from '../domain/telemetry.js';
 import type { Pool } from './pool.js';
 
-export const EVENT_COLUMNS = [
-  'event_id', 'run_id', 'phase_id', 'phase_type', 'model', 'attempt', 'outcome', 'stop_reason', 'decision_rationale',
-  'tokens_used', 'prompt_tokens', 'completion_tokens', 'duration_ms', 'files', 'tests_failed', 'commit_sha',
-  'occurred_at', 'metadata', 'content_hash',
-] as const satisfies ReadonlyArray<keyof PhaseOutcomeEvent>;
+export const EVENT_COLUMNS = ['event_id', ...CONTENT_COLUMNS, 'content_hash'] as const satisfies ReadonlyArray<keyof PhaseOutcomeEvent>;
 
 const COLUMN_TYPES: Record<(typeof EVENT_COLUMNS)[number], string> = {
   event_id: 'text', run_id: 'text', phase_id: 'text', phase_type: 'text', model: 'text', attempt: 'integer',
@@ -32,13 +30,13 @@ const COLUMN_TYPES: Record<(typeof EVENT_COLUMNS)[number], string> = {
 };
 
 const COLUMN_LIST = EVENT_COLUMNS.join(', ');
-const RECORD_TYPE = ['ord integer', ...EVENT_COLUMNS.map((c) => `${c} ${COLUMN_TYPES[c]}`)].join(', ');
+const STAGING_COLUMNS = ['ord integer', ...EVENT_COLUMNS.map((c) => `${c} ${COLUMN_TYPES[c]}`)].join(', ');
 
 /** Inserts the rows of `source` (which has `ord` plus the event columns) and returns those that were not inserted. */
-const storeAndJudge = (source: string, sourceCte = '') => `
-  WITH ${sourceCte ? `${source} AS (${sourceCte}),` : ''} inserted AS (
+const storeAndJudge = (source: string) => `
+  WITH inserted AS (
     INSERT INTO phase_outcome_events (${COLUMN_LIST})
-    SELECT ${COLUMN_LIST} FROM ${source}
+    SELECT ${COLUMN_LIST} FROM ${source} ORDER BY event_id
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
   )
@@ -56,6 +54,8 @@ interface NotInserted {
 export interface Judged {
   index: number;
   event: PhaseOutcomeEvent;
+  /** The content columns in COPY text format (domain/telemetry.ts canonicalContent). */
+  contentText: string;
 }
 
 /**
@@ -92,29 +92,22 @@ function judge(index: number, event: PhaseOutcomeEvent, stored: 'accepted' | str
   return { index, status: 'conflict', event_id: event.event_id, message: conflictMessage(event.event_id) };
 }
 
-/** Validates and stores a batch (one jsonb parameter); returns one result per input, in input order. */
+/** Validates and stores a batch; returns one result per input, in input order. */
 export async function storeEvents(pool: Pool, inputs: readonly unknown[]): Promise<ItemResult[]> {
   const results: ItemResult[] = [];
   const valid: Judged[] = [];
   inputs.forEach((input, index) => {
     const checked = validateEvent(input);
-    if (checked.ok) valid.push({ index, event: checked.event });
+    if (checked.ok) valid.push({ index, event: checked.event, contentText: checked.contentText });
     else results.push({ index, status: 'invalid', message: checked.message });
   });
   if (valid.length) results.push(...(await storeValid(pool, valid)));
   return results.sort((a, b) => a.index - b.index);
 }
 
-export async function storeValid(pool: Pool, valid: Judged[]): Promise<ItemResult[]> {
-  const { firsts, repeats } = splitRepeats(valid);
-  return withClient(pool, async (client) => {
-    const rows = JSON.stringify(firsts.map(({ event }, ord) => ({ ord, ...event })));
-    const { rows: notInserted } = await client.query<NotInserted>(
-      storeAndJudge('src', `SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(${RECORD_TYPE})`),
-      [rows],
-    );
-    return verdicts(client, firsts, repeats, notInserted);
-  });
+/** Stores events that were validated already (the recorder validates when an event is recorded). */
+export function storeValid(pool: Pool, valid: Judged[]): Promise<ItemResult[]> {
+  return withClient(pool, (client) => writeChunk(client, valid));
 }
 
 /** Runs `work` on one pooled connection; a connection that failed is destroyed, not handed to the next caller. */
@@ -154,7 +147,6 @@ export interface BulkOptions {
 export async function bulkStoreEvents(pool: Pool, items: AsyncIterable<RawItem> | Iterable<RawItem>, options: BulkOptions = {}): Promise<void> {
   const chunkSize = options.chunkSize ?? 20_000;
   await withClient(pool, async (client) => {
-    await client.query(`CREATE TEMP TABLE IF NOT EXISTS road_event_staging (${RECORD_TYPE}) ON COMMIT DELETE ROWS`);
     let writing: Promise<void> = Promise.resolve();
     let invalid: ItemResult[] = [];
     let valid: Judged[] = [];
@@ -173,10 +165,14 @@ export async function bulkStoreEvents(pool: Pool, items: AsyncIterable<RawItem> 
         if (item.parseError !== undefined) invalid.push({ index: item.index, status: 'invalid', message: item.parseError });
         else {
           const checked = validateEvent(item.value);
-          if (checked.ok) valid.push({ index: item.index, event: checked.event });
+          if (checked.ok) valid.push({ index: item.index, event: checked.event, contentText: checked.contentText });
           else invalid.push({ index: item.index, status: 'invalid', message: checked.message });
         }
-        if (valid.length + invalid.length >= chunkSize) await flush();
+        const pending = valid.length + invalid.length;
+        if (pending >= chunkSize) await flush();
+        // Validation is synchronous; yielding now and then lets the previous chunk's COPY stream to PostgreSQL
+        // meanwhile, so the database and this process work in parallel (on a synchronous source they would take turns).
+        else if (pending % 64 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
       }
       if (valid.length + invalid.length) await flush();
     } finally {
@@ -186,14 +182,42 @@ export async function bulkStoreEvents(pool: Pool, items: AsyncIterable<RawItem> 
   });
 }
 
+/**
+ * One chunk, one transaction. The fast path looks up which ids are already stored and COPYs the new events straight
+ * into the table; if a concurrent writer stored one of them meanwhile (unique violation), the chunk falls back to
+ * COPY into staging + INSERT … ON CONFLICT DO NOTHING, which judges every row whatever runs beside it.
+ */
 async function writeChunk(client: PoolClient, valid: Judged[]): Promise<ItemResult[]> {
   if (!valid.length) return [];
   const { firsts, repeats } = splitRepeats(valid);
   await client.query('BEGIN');
   try {
-    await copyRows(client, 'road_event_staging', firsts.map(({ event }, ord) => copyLine(ord, event)));
-    const { rows } = await client.query<NotInserted>(storeAndJudge('road_event_staging'));
-    const results = await verdicts(client, firsts, repeats, rows);
+    const ids = firsts.map(({ event }) => event.event_id);
+    const { rows: stored } = await client.query<{ event_id: string; content_hash: string }>(
+      'SELECT event_id, content_hash FROM phase_outcome_events WHERE event_id = ANY($1::text[])',
+      [ids],
+    );
+    const storedHash = new Map(stored.map((row) => [row.event_id, row.content_hash]));
+    let notInserted: NotInserted[] = [];
+    const fresh: Judged[] = [];
+    firsts.forEach((item, ord) => {
+      const hash = storedHash.get(item.event.event_id);
+      if (hash === undefined) fresh.push(item);
+      else notInserted.push({ ord, event_id: item.event.event_id, stored_hash: hash });
+    });
+    // Rows in event_id order: concurrent chunks then take their row locks in one order and cannot deadlock.
+    fresh.sort((a, b) => (a.event.event_id < b.event.event_id ? -1 : 1));
+    await client.query('SAVEPOINT direct_copy');
+    try {
+      await copyRows(client, `phase_outcome_events (${COLUMN_LIST})`, fresh.map(({ event, contentText }) => copyLine(undefined, event, contentText)));
+    } catch (error) {
+      if ((error as { code?: string }).code !== '23505') throw error; // unique_violation: a concurrent writer won
+      await client.query('ROLLBACK TO SAVEPOINT direct_copy');
+      await client.query(`CREATE TEMP TABLE IF NOT EXISTS road_event_staging (${STAGING_COLUMNS}) ON COMMIT DELETE ROWS`);
+      await copyRows(client, 'road_event_staging', firsts.map(({ event, contentText }, ord) => copyLine(ord, event, contentText)));
+      notInserted = (await client.query<NotInserted>(storeAndJudge('road_event_staging'))).rows;
+    }
+    const results = await verdicts(client, firsts, repeats, notInserted);
     await client.query('COMMIT');
     return results;
   } catch (error) {
@@ -211,20 +235,8 @@ export async function copyRows(client: PoolClient, table: string, lines: string[
   await pipeline(Readable.from(chunks()), client.query(copyFrom(`COPY ${table} FROM STDIN`)));
 }
 
-/** One row of COPY's text format: ord, then the event columns. */
-export function copyLine(ord: number, event: PhaseOutcomeEvent): string {
-  let line = String(ord);
-  for (const column of EVENT_COLUMNS) line += '\t' + copyField(event[column]);
-  return line + '\n';
+/** One row of COPY's text format: (ord,) event_id, the content columns, content_hash. */
+export function copyLine(ord: number | undefined, event: PhaseOutcomeEvent, contentText: string): string {
+  // event_id and content_hash are plain ASCII (checked), so they need no escaping.
+  return `${ord === undefined ? '' : `${ord}\t`}${event.event_id}\t${contentText}\t${event.content_hash}\n`;
 }
-
-function copyField(value: unknown): string {
-  if (value === null || value === undefined) return '\\N';
-  if (typeof value === 'number') return String(value);
-  if (typeof value === 'string') return escapeCopy(value);
-  if (Array.isArray(value)) return escapeCopy(`{${value.map((v) => `"${String(v).replace(/["\\]/g, '\\$&')}"`).join(',')}}`);
-  return escapeCopy(JSON.stringify(value));
-}
-
-const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-const escapeCopy = (text: string): string => text.replace(/[\\\n\r\t]/g, (c) => COPY_ESCAPES[c]!);

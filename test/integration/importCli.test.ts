@@ -24,8 +24,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const count = async (where = 'true', params: unknown[] = []) =>
-  Number((await db.pool.query(`SELECT count(*) FROM phase_outcome_events WHERE ${where}`, params)).rows[0].count);
+const count = async (where = 'true', params: readonly unknown[] = []) =>
+  Number((await db.pool.query(`SELECT count(*) FROM phase_outcome_events WHERE ${where}`, [...params])).rows[0].count);
 
 const line = (i: number, overrides: Record<string, unknown> = {}) =>
   JSON.stringify({

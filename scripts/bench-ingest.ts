@@ -1,0 +1,210 @@
+/**
+ * `npm run bench:ingest [-- --events N]`: how fast phase outcomes get into PostgreSQL, measured in one run on one
+ * server, so the ratios compare like with like:
+ *   (a) raw COPY of the generated events into an unconstrained table — this machine's ceiling;
+ *   (b) the library's bulk path (validation, content hashes, COPY into staging, INSERT … ON CONFLICT, verdicts);
+ *   (c) the HTTP API (`road serve` in its own process), batches of 1,000 over loopback.
+ * Prints events/s, b/a and c/a, and peak RSS (with RSS at each quarter of (b), to show memory is flat in N).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom } from 'pg-copy-streams';
+import { bulkStoreEvents, type RawItem } from '../db/events.js';
+import { startEmbeddedPostgres } from '../db/embedded.js';
+import { migrate } from '../db/migrate.js';
+import { createPool, dropDatabase, ensureDatabase, type Pool } from '../db/pool.js';
+import { freePort, PROJECT_ROOT, waitForPort } from './provision.js';
+import { generateEvents } from './generate-events.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const N = Number(flag('events') ?? 1_000_000);
+const HTTP_BATCH = 1000;
+const HTTP_CONCURRENCY = Number(flag('http-concurrency') ?? 4);
+if (!Number.isInteger(N) || N < 1000) throw new Error('--events must be an integer ≥ 1000');
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const us = (cpuSeconds: number) => `${((cpuSeconds / N) * 1e6).toFixed(1)} µs`;
+const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
+
+/** Peak RSS of this process while `fn` runs (sampled every 50 ms). */
+async function measured<T>(label: string, fn: (progress: (done: number) => void) => Promise<T>) {
+  let peak = process.memoryUsage().rss;
+  const quarters: number[] = [];
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+  const started = performance.now();
+  const cpu = process.cpuUsage();
+  process.stderr.write(`${label}… `);
+  try {
+    const value = await fn((done) => {
+      while (quarters.length < 4 && done >= ((quarters.length + 1) * N) / 4) quarters.push(process.memoryUsage().rss);
+    });
+    const seconds = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(cpu);
+    const cpuSeconds = (used.user + used.system) / 1e6;
+    process.stderr.write(`${seconds.toFixed(1)} s (this process used ${cpuSeconds.toFixed(1)} s of CPU)\n`);
+    return { value, seconds, rate: N / seconds, peak: Math.max(peak, process.memoryUsage().rss), quarters, cpuSeconds };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** (a) the ceiling: the same events, formatted for COPY with no validation, into a table with no constraints. */
+async function rawCopy(pool: Pool, progress: (done: number) => void) {
+  await pool.query(`DROP TABLE IF EXISTS bench_raw;
+    CREATE TABLE bench_raw (event_id text, run_id text, phase_id text, phase_type text, model text, attempt integer, outcome text,
+      stop_reason text, decision_rationale text, tokens_used bigint, prompt_tokens bigint, completion_tokens bigint,
+      duration_ms bigint, files text[], tests_failed text[], commit_sha text, occurred_at timestamptz, metadata jsonb)`);
+  const client = await pool.connect();
+  try {
+    let done = 0;
+    const lines = function* () {
+      let batch = '';
+      for (const e of generateEvents(N)) {
+        batch += rawLine(e);
+        if (++done % 1000 === 0) {
+          progress(done);
+          yield batch;
+          batch = '';
+        }
+      }
+      if (batch) yield batch;
+    };
+    await pipeline(Readable.from(lines()), client.query(copyFrom('COPY bench_raw FROM STDIN')));
+  } finally {
+    client.release();
+  }
+}
+
+const esc = (v: unknown): string => {
+  if (v === undefined || v === null) return '\\N';
+  if (Array.isArray(v)) return esc(`{${v.map((x) => `"${String(x).replace(/["\\]/g, '\\$&')}"`).join(',')}}`);
+  const text = typeof v === 'object' ? JSON.stringify(v) : String(v);
+  return text.replace(/[\\\n\r\t]/g, (c) => ({ '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' })[c]!);
+};
+const RAW_FIELDS = ['event_id', 'run_id', 'phase_id', 'phase_type', 'model', 'attempt', 'outcome', 'stop_reason', 'decision_rationale', 'tokens_used', 'prompt_tokens', 'completion_tokens', 'duration_ms', 'files', 'tests_failed', 'commit_sha', 'occurred_at', 'metadata'] as const;
+const rawLine = (e: Record<string, unknown>) => RAW_FIELDS.map((f) => esc(e[f])).join('\t') + '\n';
+
+/** (b) the library bulk path with every invariant and exactly-once judging. */
+async function bulkPath(pool: Pool, progress: (done: number) => void) {
+  let done = 0;
+  const counts = { accepted: 0, duplicate: 0, conflict: 0, invalid: 0 };
+  const items = function* (): Generator<RawItem> {
+    let index = 0;
+    for (const value of generateEvents(N)) yield { index: index++, value };
+  };
+  await bulkStoreEvents(pool, items(), {
+    onChunk: (results) => {
+      for (const r of results) counts[r.status]++;
+      done += results.length;
+      progress(done);
+    },
+  });
+  return counts;
+}
+
+/** (c) `road serve` in its own process; this process posts JSON batches of 1,000 with a few requests in flight. */
+async function httpPath(databaseUrl: string, progress: (done: number) => void) {
+  const port = await freePort();
+  const token = 'bench-token-0123456789abcdef';
+  const server = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'road.js'), 'serve', '--port', String(port)], {
+    env: { ...process.env, DATABASE_URL: databaseUrl, ROAD_API_TOKENS: token },
+    stdio: 'ignore',
+  });
+  try {
+    await waitForPort(port, 30_000);
+    const counts = { accepted: 0, duplicate: 0, conflict: 0, invalid: 0 };
+    const events = generateEvents(N)[Symbol.iterator]();
+    let done = 0;
+    const nextBatch = () => {
+      const batch: unknown[] = [];
+      for (let r = events.next(); !r.done; r = events.next()) if (batch.push(r.value) === HTTP_BATCH) break;
+      return batch;
+    };
+    const worker = async () => {
+      for (let batch = nextBatch(); batch.length; batch = nextBatch()) {
+        const response = await fetch(`http://127.0.0.1:${port}/v1/events`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify(batch),
+        });
+        if (response.status !== 200) throw new Error(`POST /v1/events answered ${response.status}: ${await response.text()}`);
+        const { summary } = (await response.json()) as { summary: typeof counts };
+        for (const k of Object.keys(counts) as Array<keyof typeof counts>) counts[k] += summary[k];
+        progress((done += batch.length));
+      }
+    };
+    await Promise.all(Array.from({ length: HTTP_CONCURRENCY }, worker));
+    const serverPeak = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+    // utime + stime of the server process, in clock ticks (100 per second on Linux).
+    const stat = readFileSync(`/proc/${server.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const serverCpuSeconds = (Number(stat[11]) + Number(stat[12])) / 100;
+    return { counts, serverPeak, serverCpuSeconds };
+  } finally {
+    server.kill('SIGTERM');
+    await new Promise((resolve) => server.once('exit', resolve));
+  }
+}
+
+async function main() {
+  // A dedicated database on DATABASE_URL's server, or an embedded server of our own.
+  let serverUrl = process.env.DATABASE_URL;
+  let stopServer = async () => undefined as unknown;
+  if (!serverUrl) {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'road-bench-pg-'));
+    const pg = await startEmbeddedPostgres({ dataDir, port: await freePort(), persistent: false });
+    serverUrl = pg.url;
+    stopServer = async () => {
+      await pg.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    };
+  }
+  const name = `road_bench_${process.pid}`;
+  await ensureDatabase(serverUrl, name);
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  const databaseUrl = url.toString();
+  await migrate(databaseUrl);
+  const pool = createPool(databaseUrl, 4);
+  try {
+    console.error(`Ingest benchmark: ${fmt(N)} generated events, PostgreSQL ${(await pool.query('SHOW server_version')).rows[0].server_version}, ${os.cpus().length} cores`);
+    const a = await measured('(a) raw COPY, unconstrained table', (p) => rawCopy(pool, p));
+    const b = await measured('(b) library bulk path', (p) => bulkPath(pool, p));
+    await pool.query('TRUNCATE phase_outcome_events; DROP TABLE bench_raw');
+    await pool.query('VACUUM ANALYZE'); // (c) starts from the same empty table and settled server as (b)
+    const c = await measured(`(c) HTTP, batches of ${HTTP_BATCH}, ${HTTP_CONCURRENCY} in flight`, (p) => httpPath(databaseUrl, p));
+    const stored = Number((await pool.query('SELECT count(*) FROM phase_outcome_events')).rows[0].count);
+
+    const rows = [
+      ['(a) raw COPY (ceiling)', fmt(a.rate), '1.00', mib(a.peak), '—'],
+      ['(b) library bulk path', fmt(b.rate), (b.rate / a.rate).toFixed(2), mib(b.peak), `${fmt(b.value.accepted)} accepted`],
+      ['(c) HTTP API', fmt(c.rate), (c.rate / a.rate).toFixed(2), `${mib(c.peak)} client, ${mib(c.value.serverPeak)} server`, `${fmt(c.value.counts.accepted)} accepted`],
+    ];
+    const widths = rows[0]!.map((_, i) => Math.max(...[['path', 'events/s', 'ratio to (a)', 'peak RSS', 'result'], ...rows].map((r) => r[i]!.length)));
+    const print = (r: string[]) => console.log(r.map((cell, i) => cell.padEnd(widths[i]!)).join('  '));
+    print(['path', 'events/s', 'ratio to (a)', 'peak RSS', 'result']);
+    rows.forEach(print);
+    console.log(`\nCPU per event: (a) ${us(a.cpuSeconds)} in this process; (b) ${us(b.cpuSeconds)}; (c) ${us(c.cpuSeconds)} client + ${us(c.value.serverCpuSeconds)} server (PostgreSQL's own CPU comes on top)`);
+    console.log(`RSS at 25/50/75/100 % of (b): ${b.quarters.map(mib).join(' / ')} (flat = streaming)`);
+    console.log(`targets: (b) ≥ 50,000 events/s → ${b.rate >= 50_000 ? 'met' : 'MISSED'}; b/a ≥ 0.5 → ${b.rate / a.rate >= 0.5 ? 'met' : 'MISSED'}; c/a ≥ 0.25 → ${c.rate / a.rate >= 0.25 ? 'met' : 'MISSED'}`);
+    if (b.value.accepted !== N || c.value.counts.accepted !== N || stored !== N) {
+      throw new Error(`expected ${N} accepted on each path, got bulk ${b.value.accepted}, http ${c.value.counts.accepted}, stored ${stored}`);
+    }
+    if (args.includes('--json')) {
+      console.log(JSON.stringify({ events: N, raw: a.rate, bulk: b.rate, http: c.rate, bOverA: b.rate / a.rate, cOverA: c.rate / a.rate, peakRss: { raw: a.peak, bulk: b.peak, httpClient: c.peak, httpServer: c.value.serverPeak }, bulkRssQuarters: b.quarters }));
+    }
+  } finally {
+    await pool.end();
+    await dropDatabase(serverUrl, name);
+    await stopServer();
+  }
+}
+
+await main();
