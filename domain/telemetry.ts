@@ -93,6 +93,7 @@ type Parsed = z.output<typeof phaseOutcomeSchema>;
 const CHAR_LIMITS = [['run_id', LIMITS.runIdChars], ['phase_id', LIMITS.phaseIdChars], ['phase_type', LIMITS.nameChars], ['model', LIMITS.nameChars]] as const;
 const BYTE_LIMITS = [['stop_reason', LIMITS.stopReasonBytes], ['decision_rationale', LIMITS.rationaleBytes]] as const;
 // Control characters would break a path or test id (and NUL cannot be stored in PostgreSQL at all).
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 // Backslashes, empty, `.` or `..` segments, or a leading `/` or drive: anything else is already a normal relative path.
