@@ -9,7 +9,9 @@ import {
   allHandlersFinished,
   condition,
   proxyActivities,
+  log,
   setCurrentDetails,
+  setDefaultSignalHandler,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -54,8 +56,15 @@ export async function approvalGate(input: ApprovalRequestInput): Promise<Approva
     return judged.attempt;
   };
   setHandler(statusQuery, () => state);
-  setHandler(approveSignal, (decision) => decide('approve', decision).then(() => undefined));
-  setHandler(rejectSignal, (decision) => decide('reject', decision).then(() => undefined));
+  // One handler for both decision signals. Signals that arrived before the workflow first ran are dispatched when
+  // handlers are registered: named handlers would each take their own signals first (an approve sent after a
+  // reject could win), while a default handler receives the buffer in arrival order — and the first decision wins.
+  const signalActions: Record<string, DecisionAction> = { [approveSignal.name]: 'approve', [rejectSignal.name]: 'reject' };
+  setDefaultSignalHandler(async (name, ...args) => {
+    const action = signalActions[name];
+    if (action) await decide(action, args[0] as DecisionInput);
+    else log.warn('ignored an unknown signal', { name });
+  });
   setHandler(decideUpdate, ({ action, ...decision }) => decide(action, decision));
 
   upsertSearchAttributes([

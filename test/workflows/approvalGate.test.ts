@@ -149,6 +149,25 @@ describe('approvalGate', () => {
     ]);
   });
 
+  it('keeps arrival order for decisions that arrive before the workflow first runs', async () => {
+    // No worker yet: both signals wait in history and reach the workflow in its first activation, together.
+    const taskQueue = `gate-${++queueSeq}`;
+    const handle = await env.client.workflow.start<typeof approvalGate>('approvalGate', {
+      taskQueue,
+      workflowId: approvalWorkflowId('EARLY-1'),
+      args: [request('EARLY-1')],
+    });
+    await handle.signal(rejectSignal, { reviewer: 'alice@example.com', reason: 'first in line' });
+    await handle.signal(approveSignal, { reviewer: 'carol@example.com', comment: 'second' });
+    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: createActivities({ pool: db.pool }) });
+    const result = await worker.runUntil(handle.result());
+    expect(result).toMatchObject({ status: 'REJECTED', decidedBy: 'alice@example.com' });
+    expect(result.attempts.map((a) => [a.action, a.outcome])).toEqual([
+      ['reject', 'accepted'],
+      ['approve', 'ignored'],
+    ]);
+  });
+
   it('ignores a rejection without a reason', async () => {
     const result = await withGate(async (start) => {
       const handle = await start(request('REASON-1'));

@@ -2,7 +2,7 @@
  * Recorded histories must replay against the current workflow code: a failure here means a change would break
  * gates that are waiting right now (use `patched()` for such changes). Refresh with ROAD_RECORD_HISTORIES=1.
  */
-import { Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,9 @@ import { describe, expect, it } from 'vitest';
 import { bundleWorkflows } from '../helpers/temporal.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'histories');
+// Worker state changes at INFO would drown the test output.
+Runtime.install({ logger: new DefaultLogger('WARN') });
+
 const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.json'));
 
 describe('recorded workflow histories', () => {
