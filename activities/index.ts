@@ -5,13 +5,31 @@
 import type { ApprovalRequest, ApprovalState, DecisionAttempt } from '../domain/approval.js';
 import { saveApprovalOutcome, saveApprovalRequest, saveDecisionAttempt } from '../db/approvals.js';
 import type { Pool } from '../db/pool.js';
+import { analyze, type AnalyzeOptions } from '../db/analysis.js';
+import { createFollowupTasks } from '../db/tasks.js';
+import type { AnalysisReport } from '../domain/analysis.js';
+import { configSchema, type RoadConfig } from '../domain/config.js';
 
 export interface ActivityDeps {
   pool: Pool;
+  /** road.config.json (phases → files, tasks.maxAttempts); defaults when absent. */
+  config?: RoadConfig;
+  /** The clock of "now" for default windows. */
+  now?: () => Date;
 }
 
-export function createActivities({ pool }: ActivityDeps) {
+export function createActivities({ pool, config = configSchema.parse({}), now = () => new Date() }: ActivityDeps) {
   return {
+    /** ROAD-B for the loop: the same versioned JSON report as `road analyze --json`. Read-only, so safe to retry. */
+    async analyzeTelemetry(input: AnalyzeOptions): Promise<AnalysisReport> {
+      return analyze(pool, input, now());
+    },
+
+    /** ROAD-C for the loop. Idempotent: a retry finds the tasks it saved open and skips their fingerprints. */
+    async generateTasks(input: { report: AnalysisReport; limit?: number }) {
+      return createFollowupTasks(pool, input.report, { phaseFiles: config.phases, maxAttempts: config.tasks.maxAttempts, limit: input.limit });
+    },
+
     async persistApprovalRequest(input: { workflowId: string; state: ApprovalState; request: ApprovalRequest }): Promise<void> {
       await saveApprovalRequest(pool, input.workflowId, input.state, input.request);
     },

@@ -169,6 +169,67 @@ export function buildProgram(session: () => Session): Command {
       }
     });
 
+  const windowOptions = (command: Command) =>
+    command
+      .option('--window <duration>', 'the window ending now (or at --to): 7d, 36h, …', undefined)
+      .option('--from <iso>', 'start of the window (ISO-8601), instead of --window')
+      .option('--to <iso>', 'end of the window (default: now)')
+      .option('--top <n>', 'items per section', integer, 10);
+
+  windowOptions(
+    program
+      .command('analyze')
+      .description('rank failure modes, cost sinks, retry patterns and flaky tests of a window, compared with the window before')
+      .option('--out <file.md>', 'write the markdown report there, and the JSON report beside it (.json)')
+      .option('--json', 'print the JSON report (schema road.analysis/v1)'),
+  ).action(async (opts: AnalyzeCliOptions & { out?: string; json?: boolean }) => {
+    const report = await runAnalysis(session().database(), opts);
+    const { renderMarkdown } = await import('../domain/analysis.js');
+    if (opts.out) {
+      const { writeFileSync } = await import('node:fs');
+      const jsonPath = opts.out.replace(/(\.md)?$/, '.json');
+      writeFileSync(opts.out, renderMarkdown(report));
+      writeFileSync(jsonPath, JSON.stringify(report, null, 2) + '\n');
+      if (!opts.json) console.log(`wrote ${opts.out} and ${jsonPath}`);
+    }
+    if (opts.json) printJson(report);
+    else if (!opts.out) console.log(renderMarkdown(report));
+  });
+
+  const tasks = program.command('tasks').description('follow-up tasks generated from the analysis');
+  tasks
+    .command('list', { isDefault: true })
+    .description('list follow-up tasks with their status (default)')
+    .option('--open', 'only tasks that are still open')
+    .option('--json', 'print JSON')
+    .action(async (opts: { open?: boolean; json?: boolean }) => {
+      const { listTasks } = await import('../db/tasks.js');
+      const rows = await listTasks(session().database(), { open: opts.open });
+      if (opts.json) return printJson(rows);
+      if (!rows.length) return console.log('No follow-up tasks yet: run `road tasks generate`.');
+      console.log(
+        formatTable(
+          ['TASK', 'STATUS', 'SEVERITY', 'TITLE', 'ALLOWED FILES', 'ATTEMPTS'],
+          rows.map((t) => [t.id, t.status, t.severity, t.title, t.allowed_files.join(', ') || '— (' + t.scope.note.split(':')[0] + ')', String(t.max_attempts)]),
+        ),
+      );
+    });
+  windowOptions(
+    tasks
+      .command('generate')
+      .description('analyze a window and open a task for each top issue that has no open task yet')
+      .option('--json', 'print the created and skipped tasks as JSON'),
+  ).action(async (opts: AnalyzeCliOptions & { json?: boolean }) => {
+    const { createFollowupTasks } = await import('../db/tasks.js');
+    const s = session();
+    const report = await runAnalysis(s.database(), opts);
+    const result = await createFollowupTasks(s.database(), report, { phaseFiles: s.config.phases, maxAttempts: s.config.tasks.maxAttempts, limit: opts.top });
+    if (opts.json) return printJson(result);
+    if (!result.saved.length) console.log('No new task.');
+    else console.log(formatTable(['TASK', 'STATUS', 'SEVERITY', 'TITLE', 'ALLOWED FILES'], result.saved.map((t) => [t.id, t.status, t.severity, t.title, t.allowed_files.join(', ') || '—'])));
+    if (result.skipped.length) console.log(`\n${result.skipped.length} issue(s) already have an open task.`);
+  });
+
   program
     .command('demo')
     .description('start an approval gate with sample evidence, to try the reviewer commands and the Temporal UI')
@@ -245,6 +306,24 @@ export function buildProgram(session: () => Session): Command {
 
   program.addOption(new Option('--debug', 'print stack traces').hideHelp());
   return program;
+}
+
+interface AnalyzeCliOptions {
+  window?: string;
+  from?: string;
+  to?: string;
+  top: number;
+}
+
+async function runAnalysis(pool: Pool, opts: AnalyzeCliOptions) {
+  const { analyze } = await import('../db/analysis.js');
+  if (opts.top < 1 || opts.top > 1000) throw new UsageError(`--top must be from 1 to 1000 (got ${opts.top})`);
+  try {
+    return await analyze(pool, opts, new Date());
+  } catch (error) {
+    if (error instanceof RangeError) throw new UsageError(error.message);
+    throw error;
+  }
 }
 
 function integer(value: string): number {

@@ -73,7 +73,7 @@ export async function runDev(config: RoadConfig): Promise<void> {
     const pool = createPool(databaseUrl);
     cleanups.push(() => pool.end());
     const worker = await step('ROAD worker (bundling workflows)', () =>
-      createRoadWorker({ connection, namespace: 'default', taskQueue: config.temporal.taskQueue, pool }),
+      createRoadWorker({ connection, namespace: 'default', taskQueue: config.temporal.taskQueue, pool, config }),
     );
     const running = worker.run();
     cleanups.push(async () => {

@@ -15,7 +15,7 @@ export async function runWorker(config: RoadConfig): Promise<void> {
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const pool = createPool(databaseUrl);
   try {
-    const worker = await createRoadWorker({ connection, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, pool });
+    const worker = await createRoadWorker({ connection, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, pool, config });
     console.log(`ROAD worker on task queue "${config.temporal.taskQueue}" at ${config.temporal.address} (namespace ${config.temporal.namespace})`);
     await worker.run();
   } finally {

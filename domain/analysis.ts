@@ -23,9 +23,15 @@ export function resolveWindow(options: { window?: string; from?: string; to?: st
   };
   if (options.window && options.from) throw new RangeError('give either --window or --from/--to, not both');
   const to = options.to ? parse('to', options.to) : now.getTime();
-  const from = options.from ? parse('from', options.from) : to - parseDuration(options.window ?? '7d');
+  let length: number;
+  try {
+    length = parseDuration(options.window ?? '7d');
+  } catch (error) {
+    throw new RangeError(`--window: ${(error as Error).message}`);
+  }
+  const from = options.from ? parse('from', options.from) : to - length;
   if (from >= to) throw new RangeError(`the window must end after it starts (from ${new Date(from).toISOString()}, to ${new Date(to).toISOString()})`);
-  const length = to - from;
+  length = to - from;
   const iso = (ms: number) => new Date(ms).toISOString();
   return { current: { from: iso(from), to: iso(to) }, previous: { from: iso(from - length), to: iso(from) } };
 }

@@ -16,6 +16,14 @@ const durationText = z.string().refine(
 
 const port = z.number().int().min(1).max(65535);
 
+/** A file a task may touch: repo-relative, no `..`, and a real path — never a template or a glob. */
+export const repoFile = z
+  .string()
+  .min(1)
+  .max(1024)
+  .refine((p) => !p.startsWith('/') && !/^[A-Za-z]:/.test(p) && !p.split(/[\\/]/).includes('..'), { message: 'must be repo-relative, without ".."' })
+  .refine((p) => !/[*?{}<>$[\]]/.test(p), { message: 'must be a real path, not a template or glob' });
+
 export const configSchema = z
   .object({
     temporal: z
@@ -36,6 +44,20 @@ export const configSchema = z
       })
       .strict()
       .default({ reviewers: [], timeout: '7d' }),
+    /** phase_id → the files that phase works on: task scope when the telemetry names no files. */
+    phases: z.record(z.string().min(1).max(255), z.array(repoFile).min(1).max(50)).default({}),
+    tasks: z
+      .object({
+        /** Attempts per follow-up task: at most 2 (DESIGN.md), which config may lower but never raise. */
+        maxAttempts: z
+          .number()
+          .int()
+          .min(1, 'tasks.maxAttempts must be at least 1')
+          .max(2, 'tasks.maxAttempts must be at most 2: a follow-up task never gets more than 2 attempts')
+          .default(2),
+      })
+      .strict()
+      .default({ maxAttempts: 2 }),
     dev: z
       .object({
         temporalPort: port.default(7233),

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createActivities } from '../activities/index.js';
 import type { Pool } from '../db/pool.js';
+import type { RoadConfig } from '../domain/config.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -12,6 +13,7 @@ export interface RoadWorkerOptions {
   namespace: string;
   taskQueue: string;
   pool: Pool;
+  config?: RoadConfig;
   /** A prebuilt bundle (production, tests); without one the workflows are bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
@@ -22,7 +24,7 @@ export function createRoadWorker(options: RoadWorkerOptions): Promise<Worker> {
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
-    activities: createActivities({ pool: options.pool }),
+    activities: createActivities({ pool: options.pool, config: options.config }),
     ...(bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH }),
     shutdownGraceTime: '10 seconds',
   });

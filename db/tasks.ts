@@ -1,0 +1,73 @@
+/** Follow-up tasks in PostgreSQL: the open fingerprints a loop must not duplicate, saving a generation, listing. */
+import type { AnalysisReport, IssueType, Severity } from '../domain/analysis.js';
+import { generateTasks, OPEN_STATUSES, type FollowupTask, type Generated, type TaskStatus } from '../domain/tasks.js';
+import type { Pool } from './pool.js';
+
+export async function openFingerprints(pool: Pool): Promise<Set<string>> {
+  const { rows } = await pool.query<{ fingerprint: string }>('SELECT fingerprint FROM followup_tasks WHERE status = ANY($1::task_status[])', [OPEN_STATUSES]);
+  return new Set(rows.map((r) => r.fingerprint));
+}
+
+/**
+ * Saves one generation of tasks in a transaction. A task whose fingerprint got an open task meanwhile (a concurrent
+ * loop) is skipped; an id already used by an earlier loop gets the generation number appended (FAILURE-2.7).
+ */
+export async function saveTasks(pool: Pool, tasks: FollowupTask[]): Promise<{ saved: FollowupTask[]; generation: number }> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const generation = Number((await client.query<{ g: string }>("SELECT nextval('followup_task_generation') AS g")).rows[0]!.g);
+    const saved: FollowupTask[] = [];
+    for (const task of tasks) {
+      const taken = (await client.query('SELECT 1 FROM followup_tasks WHERE task_id = $1', [task.id])).rowCount;
+      const id = taken ? `${task.id}.${generation}` : task.id;
+      const { rowCount } = await client.query(
+        `INSERT INTO followup_tasks (task_id, fingerprint, type, rank, severity, status, title, description, phase_ids, evidence,
+                                     allowed_files, scope, test_plan, preflight, max_attempts, approval_gate, generation)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+         ON CONFLICT (fingerprint) WHERE status IN ('open', 'needs_scope', 'in_progress', 'awaiting_approval') DO NOTHING`,
+        [id, task.fingerprint, task.type, task.rank, task.severity, task.status, task.title, task.description, task.phase_ids,
+         JSON.stringify(task.evidence), task.allowed_files, JSON.stringify(task.scope), JSON.stringify(task.test_plan),
+         JSON.stringify(task.preflight), task.max_attempts, task.approval_gate, generation],
+      );
+      if (rowCount) saved.push({ ...task, id });
+    }
+    await client.query('COMMIT');
+    return { saved, generation };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+export interface StoredTask extends Omit<FollowupTask, 'status'> {
+  status: TaskStatus;
+  generation: number;
+  created_at: string;
+}
+
+export async function listTasks(pool: Pool, filter: { status?: TaskStatus; open?: boolean } = {}): Promise<StoredTask[]> {
+  const { rows } = await pool.query(
+    `SELECT task_id AS id, fingerprint, type, rank, severity, status, title, description, phase_ids, evidence, allowed_files,
+            scope, test_plan, preflight, max_attempts, approval_gate, generation::int AS generation, created_at
+     FROM followup_tasks
+     WHERE ($1::task_status IS NULL OR status = $1) AND (NOT $2 OR status = ANY($3::task_status[]))
+     ORDER BY generation DESC, rank`,
+    [filter.status ?? null, filter.open ?? false, OPEN_STATUSES],
+  );
+  return rows.map((r) => ({ ...r, type: r.type as IssueType, severity: r.severity as Severity, created_at: (r.created_at as Date).toISOString() }));
+}
+
+/** ROAD-C end to end: the report's merged ranking → tasks (skipping issues with an open task) → saved. */
+export async function createFollowupTasks(
+  pool: Pool,
+  report: AnalysisReport,
+  options: { phaseFiles: Record<string, string[]>; maxAttempts: number; limit?: number },
+): Promise<{ saved: FollowupTask[]; skipped: Generated['skipped']; generation: number }> {
+  const generated = generateTasks(report, { ...options, openFingerprints: await openFingerprints(pool) });
+  const { saved, generation } = await saveTasks(pool, generated.tasks);
+  const raced = generated.tasks.filter((t) => !saved.some((s) => s.fingerprint === t.fingerprint));
+  return { saved, generation, skipped: [...generated.skipped, ...raced.map((t) => ({ rank: t.rank, type: t.type, fingerprint: t.fingerprint }))] };
+}
