@@ -27,7 +27,7 @@ export function resolveWindow(options: { window?: string; from?: string; to?: st
   try {
     length = parseDuration(options.window ?? '7d');
   } catch (error) {
-    throw new RangeError(`--window: ${(error as Error).message}`);
+    throw new RangeError(`--window: ${(error as Error).message}`, { cause: error });
   }
   const from = options.from ? parse('from', options.from) : to - length;
   if (from >= to) throw new RangeError(`the window must end after it starts (from ${new Date(from).toISOString()}, to ${new Date(to).toISOString()})`);

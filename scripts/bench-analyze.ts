@@ -1,0 +1,122 @@
+/**
+ * `npm run bench:analyze [-- --events N]`: the analysis of the last 7 days of 10,000,000 events spread over 30 days
+ * (loaded with COPY), against the floor — one `count(*), sum(tokens_used)` scan of the same window — in one run.
+ * Each query runs three times; the best time counts (the first run warms the cache).
+ */
+import { hash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom } from 'pg-copy-streams';
+import { analyze } from '../db/analysis.js';
+import { startEmbeddedPostgres } from '../db/embedded.js';
+import { EVENT_COLUMNS } from '../db/events.js';
+import { migrate } from '../db/migrate.js';
+import { createPool, dropDatabase, ensureDatabase, type Pool } from '../db/pool.js';
+import { canonicalContent, type PhaseOutcomeEvent } from '../domain/telemetry.js';
+import { generateEvents } from './generate-events.js';
+import { freePort } from './provision.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : undefined);
+const N = Number(flag('events') ?? 10_000_000);
+const END = new Date('2026-11-28T00:00:00Z');
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+/** Generated events are valid by construction; they are formatted as the store formats them, without the validation pass. */
+async function load(pool: Pool): Promise<number> {
+  const client = await pool.connect();
+  const started = performance.now();
+  let done = 0;
+  const chunks = function* () {
+    let batch = '';
+    for (const raw of generateEvents(N, { days: 30, end: END })) {
+      const content = {
+        phase_type: null, model: null, stop_reason: null, decision_rationale: null, tokens_used: null, prompt_tokens: null,
+        completion_tokens: null, duration_ms: null, files: null, tests_failed: null, commit_sha: null, metadata: null, ...raw,
+      } as unknown as PhaseOutcomeEvent;
+      const text = canonicalContent(content);
+      batch += `${raw.event_id}\t${text}\t${hash('sha256', text, 'hex')}\n`;
+      if (++done % 2000 === 0) {
+        yield batch;
+        batch = '';
+        if (done % 500_000 === 0) {
+          const seconds = (performance.now() - started) / 1000;
+          process.stderr.write(`\r  loading: ${fmt(done)} / ${fmt(N)} (${fmt(done / seconds)} events/s)`);
+        }
+      }
+    }
+    if (batch) yield batch;
+  };
+  try {
+    await pipeline(Readable.from(chunks()), client.query(copyFrom(`COPY phase_outcome_events (${EVENT_COLUMNS.join(', ')}) FROM STDIN`)));
+  } finally {
+    client.release();
+  }
+  process.stderr.write('\n');
+  return (performance.now() - started) / 1000;
+}
+
+async function best<T>(runs: number, fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  let ms = Number.POSITIVE_INFINITY;
+  let value!: T;
+  for (let i = 0; i < runs; i++) {
+    const started = performance.now();
+    value = await fn();
+    ms = Math.min(ms, performance.now() - started);
+  }
+  return { ms, value };
+}
+
+async function main() {
+  let serverUrl = process.env.DATABASE_URL;
+  let stopServer = async (): Promise<unknown> => undefined;
+  if (!serverUrl) {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'road-bench-pg-'));
+    const pg = await startEmbeddedPostgres({ dataDir, port: await freePort(), persistent: false });
+    serverUrl = pg.url;
+    stopServer = async () => {
+      await pg.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    };
+  }
+  const name = `road_bench_analyze_${process.pid}`;
+  await ensureDatabase(serverUrl, name);
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  await migrate(url.toString());
+  const pool = createPool(url.toString(), 10);
+  try {
+    console.error(`Analysis benchmark: ${fmt(N)} events over 30 days ending ${END.toISOString()}, ${os.cpus().length} cores`);
+    const loadSeconds = await load(pool);
+    await pool.query('VACUUM ANALYZE phase_outcome_events');
+    const size = (await pool.query("SELECT pg_size_pretty(pg_total_relation_size('phase_outcome_events')) AS s")).rows[0].s as string;
+
+    const to = END.toISOString();
+    const from = new Date(END.getTime() - 7 * 86_400_000).toISOString();
+    const floor = await best(3, () => pool.query('SELECT count(*), sum(tokens_used) FROM phase_outcome_events WHERE occurred_at >= $1 AND occurred_at < $2', [from, to]));
+    const analysis = await best(3, () => analyze(pool, { window: '7d', to }, END));
+    const report = analysis.value;
+    const ratio = analysis.ms / floor.ms;
+
+    console.log(`loaded ${fmt(N)} events in ${loadSeconds.toFixed(0)} s (${fmt(N / loadSeconds)} events/s, table + indexes ${size})`);
+    console.log(`window: last 7 days, ${fmt(Number(floor.value.rows[0].count))} events`);
+    console.log(`floor — count(*), sum(tokens_used) over the window: ${floor.ms.toFixed(0)} ms`);
+    console.log(`full analysis (this window + the previous one, top ${report.top}): ${analysis.ms.toFixed(0)} ms`);
+    console.log(`ratio analysis / floor: ${ratio.toFixed(2)}`);
+    console.log(`targets: ≤ 3× the floor → ${ratio <= 3 ? 'met' : 'MISSED'}; ≤ 2 s → ${analysis.ms <= 2000 ? 'met' : 'MISSED'}`);
+    console.log(`found: ${report.failure_modes.length} failure modes, ${report.cost_sinks.length} cost sinks, ${report.retry_patterns.length} retry patterns, ${report.flaky_tests.length} flaky tests`);
+    if (report.totals.events !== Number(floor.value.rows[0].count)) throw new Error('the analysis and the floor disagree on the window');
+  } finally {
+    await pool.end();
+    if (args.includes('--keep')) console.error(`kept ${url.toString()}`); // for looking at plans afterwards
+    else {
+      await dropDatabase(serverUrl, name);
+      await stopServer();
+    }
+  }
+}
+
+await main();
