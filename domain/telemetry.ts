@@ -227,7 +227,8 @@ export function canonicalContent(content: EventContent): string {
   return text;
 }
 
-function copyField(value: unknown): string {
+/** One value in COPY text format: NULL as \N, arrays as array literals, objects as JSON, with COPY's escapes. */
+export function copyField(value: unknown): string {
   if (value === null || value === undefined) return '\\N';
   if (typeof value === 'number') return String(value);
   if (typeof value === 'string') return escapeCopy(value);

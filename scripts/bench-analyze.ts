@@ -4,20 +4,16 @@
  * Each query runs three times; the best time counts (the first run warms the cache).
  */
 import { hash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
 import { analyze } from '../db/analysis.js';
-import { startEmbeddedPostgres } from '../db/embedded.js';
 import { EVENT_COLUMNS } from '../db/events.js';
-import { migrate } from '../db/migrate.js';
-import { createPool, dropDatabase, ensureDatabase, type Pool } from '../db/pool.js';
+import { createPool, type Pool } from '../db/pool.js';
+import os from 'node:os';
+import { benchDatabase } from './bench-database.js';
 import { canonicalContent, type PhaseOutcomeEvent } from '../domain/telemetry.js';
 import { generateEvents } from './generate-events.js';
-import { freePort } from './provision.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : undefined);
@@ -71,23 +67,8 @@ async function best<T>(runs: number, fn: () => Promise<T>): Promise<{ ms: number
 }
 
 async function main() {
-  let serverUrl = process.env.DATABASE_URL;
-  let stopServer = async (): Promise<unknown> => undefined;
-  if (!serverUrl) {
-    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'road-bench-pg-'));
-    const pg = await startEmbeddedPostgres({ dataDir, port: await freePort(), persistent: false });
-    serverUrl = pg.url;
-    stopServer = async () => {
-      await pg.stop();
-      rmSync(dataDir, { recursive: true, force: true });
-    };
-  }
-  const name = `road_bench_analyze_${process.pid}`;
-  await ensureDatabase(serverUrl, name);
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  await migrate(url.toString());
-  const pool = createPool(url.toString(), 10);
+  const database = await benchDatabase('road_bench_analyze');
+  const pool = createPool(database.url, 10);
   try {
     console.error(`Analysis benchmark: ${fmt(N)} events over 30 days ending ${END.toISOString()}, ${os.cpus().length} cores`);
     const loadSeconds = await load(pool);
@@ -111,11 +92,7 @@ async function main() {
     if (report.totals.events !== Number(floor.value.rows[0].count)) throw new Error('the analysis and the floor disagree on the window');
   } finally {
     await pool.end();
-    if (args.includes('--keep')) console.error(`kept ${url.toString()}`); // for looking at plans afterwards
-    else {
-      await dropDatabase(serverUrl, name);
-      await stopServer();
-    }
+    await database.release(args.includes('--keep'));
   }
 }
 

@@ -7,16 +7,16 @@
  * Prints events/s, b/a and c/a, and peak RSS (with RSS at each quarter of (b), to show memory is flat in N).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
 import { bulkStoreEvents, type RawItem } from '../db/events.js';
-import { startEmbeddedPostgres } from '../db/embedded.js';
-import { migrate } from '../db/migrate.js';
-import { createPool, dropDatabase, ensureDatabase, type Pool } from '../db/pool.js';
+import { copyField } from '../domain/telemetry.js';
+import { createPool, type Pool } from '../db/pool.js';
+import { benchDatabase } from './bench-database.js';
 import { freePort, PROJECT_ROOT, waitForPort } from './provision.js';
 import { generateEvents } from './generate-events.js';
 
@@ -83,14 +83,8 @@ async function rawCopy(pool: Pool, progress: (done: number) => void) {
   }
 }
 
-const esc = (v: unknown): string => {
-  if (v === undefined || v === null) return '\\N';
-  if (Array.isArray(v)) return esc(`{${v.map((x) => `"${String(x).replace(/["\\]/g, '\\$&')}"`).join(',')}}`);
-  const text = typeof v === 'object' ? JSON.stringify(v) : String(v);
-  return text.replace(/[\\\n\r\t]/g, (c) => ({ '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' })[c]!);
-};
 const RAW_FIELDS = ['event_id', 'run_id', 'phase_id', 'phase_type', 'model', 'attempt', 'outcome', 'stop_reason', 'decision_rationale', 'tokens_used', 'prompt_tokens', 'completion_tokens', 'duration_ms', 'files', 'tests_failed', 'commit_sha', 'occurred_at', 'metadata'] as const;
-const rawLine = (e: Record<string, unknown>) => RAW_FIELDS.map((f) => esc(e[f])).join('\t') + '\n';
+const rawLine = (e: Record<string, unknown>) => RAW_FIELDS.map((f) => copyField(e[f])).join('\t') + '\n';
 
 /** (b) the library bulk path with every invariant and exactly-once judging. */
 async function bulkPath(pool: Pool, progress: (done: number) => void) {
@@ -154,24 +148,8 @@ async function httpPath(databaseUrl: string, progress: (done: number) => void) {
 }
 
 async function main() {
-  // A dedicated database on DATABASE_URL's server, or an embedded server of our own.
-  let serverUrl = process.env.DATABASE_URL;
-  let stopServer = async () => undefined as unknown;
-  if (!serverUrl) {
-    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'road-bench-pg-'));
-    const pg = await startEmbeddedPostgres({ dataDir, port: await freePort(), persistent: false });
-    serverUrl = pg.url;
-    stopServer = async () => {
-      await pg.stop();
-      rmSync(dataDir, { recursive: true, force: true });
-    };
-  }
-  const name = `road_bench_${process.pid}`;
-  await ensureDatabase(serverUrl, name);
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  const databaseUrl = url.toString();
-  await migrate(databaseUrl);
+  const database = await benchDatabase('road_bench');
+  const databaseUrl = database.url;
   const pool = createPool(databaseUrl, 4);
   try {
     console.error(`Ingest benchmark: ${fmt(N)} generated events, PostgreSQL ${(await pool.query('SHOW server_version')).rows[0].server_version}, ${os.cpus().length} cores`);
@@ -202,8 +180,7 @@ async function main() {
     }
   } finally {
     await pool.end();
-    await dropDatabase(serverUrl, name);
-    await stopServer();
+    await database.release();
   }
 }
 
