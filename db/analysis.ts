@@ -15,7 +15,29 @@ import {
   type Window,
   type WindowStats,
 } from '../domain/analysis.js';
+import type { QueryResult, QueryResultRow } from 'pg';
 import type { Pool } from './pool.js';
+
+/**
+ * Runs one analysis query with room to sort in memory: the window's sorts (distinct runs, p95, retries) would
+ * otherwise spill to disk at the default 4 MB. Limited to the transaction, so the pooled connection is unchanged.
+ */
+function analysisQuery(pool: Pool) {
+  return async <R extends QueryResultRow>(text: string, values: unknown[]): Promise<QueryResult<R>> => {
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN READ ONLY; SET LOCAL work_mem = '64MB'");
+      const result = await client.query<R>(text, values);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  };
+}
 
 const IN_WINDOW = (alias = 'e') => `${alias}.occurred_at >= $1 AND ${alias}.occurred_at < $2`;
 const FAIL_REASON = `coalesce(e.stop_reason, '(none)')`;
@@ -39,31 +61,36 @@ export async function analyze(pool: Pool, options: AnalyzeOptions, now: Date): P
   return buildReport({ current, previous, window: windows.current, previousWindow: windows.previous, top, generatedAt: now.toISOString() });
 }
 
-/** Aggregates of one window; `detailFor` limits samples and files to the items that can make the top N. */
+/** Aggregates of one window; with `details`, also p95, runs per item, samples and files of the items that can make the top N. */
 export async function windowStats(pool: Pool, window: Window, options: { top: number; details: boolean }): Promise<WindowStats> {
   const params = [window.from, window.to];
-  const [phases, failures, retries, flaky] = await Promise.all([
+  const query = analysisQuery(pool);
+  // The previous window only feeds the changes: it skips what only the current window shows (p95, runs per item).
+  const full = options.details;
+  const runsPerItem = (column: string) => (full ? `count(DISTINCT ${column})::int` : 'NULL::int');
+  const [phases, failures, retries, flaky, runs] = await Promise.all([
     // Per phase, plus the whole window (the empty grouping set): events, runs, tokens and their distribution.
-    pool.query<{ phase_id: string | null; events: number; runs: number; tokens: string; mean: number | null; p95: number | null; failures: number }>(
-      `SELECT phase_id, count(*)::int AS events, count(DISTINCT run_id)::int AS runs, coalesce(sum(tokens_used), 0)::text AS tokens,
-              avg(tokens_used)::float8 AS mean, percentile_cont(0.95) WITHIN GROUP (ORDER BY tokens_used) AS p95,
+    query<{ phase_id: string | null; events: number; runs: number | null; tokens: string; mean: number | null; p95: number | null; failures: number }>(
+      `SELECT phase_id, count(*)::int AS events, ${runsPerItem('run_id')} AS runs, coalesce(sum(tokens_used), 0)::text AS tokens,
+              avg(tokens_used)::float8 AS mean,
+              ${full ? 'percentile_cont(0.95) WITHIN GROUP (ORDER BY tokens_used)' : 'NULL::float8'} AS p95,
               count(*) FILTER (WHERE outcome <> 'SUCCESS')::int AS failures
        FROM phase_outcome_events e WHERE ${IN_WINDOW()}
        GROUP BY GROUPING SETS ((phase_id), ())`,
       params,
     ),
-    pool.query<{ phase_id: string; stop_reason: string; count: number; failed: number; timeout: number; stuck: number; runs: number; first_seen: Date; last_seen: Date }>(
+    query<{ phase_id: string; stop_reason: string; count: number; failed: number; timeout: number; stuck: number; runs: number | null; first_seen: Date; last_seen: Date }>(
       `SELECT phase_id, ${FAIL_REASON} AS stop_reason, count(*)::int AS count,
               count(*) FILTER (WHERE outcome = 'FAILED')::int AS failed, count(*) FILTER (WHERE outcome = 'TIMEOUT')::int AS timeout,
-              count(*) FILTER (WHERE outcome = 'STUCK')::int AS stuck, count(DISTINCT run_id)::int AS runs,
+              count(*) FILTER (WHERE outcome = 'STUCK')::int AS stuck, ${runsPerItem('run_id')} AS runs,
               min(occurred_at) AS first_seen, max(occurred_at) AS last_seen
        FROM phase_outcome_events e WHERE ${IN_WINDOW()} AND outcome <> 'SUCCESS'
        GROUP BY 1, 2`,
       params,
     ),
     // A retry is attempt n > 1 of a phase within one run; it is filed under the stop reason of attempt n − 1.
-    pool.query<{ phase_id: string; stop_reason: string; retries: number; runs: number }>(
-      `SELECT r.phase_id, CASE WHEN e.event_id IS NULL THEN 'unknown' ELSE ${FAIL_REASON} END AS stop_reason, count(*)::int AS retries, count(DISTINCT r.run_id)::int AS runs
+    query<{ phase_id: string; stop_reason: string; retries: number; runs: number | null }>(
+      `SELECT r.phase_id, CASE WHEN e.event_id IS NULL THEN 'unknown' ELSE ${FAIL_REASON} END AS stop_reason, count(*)::int AS retries, ${runsPerItem('r.run_id')} AS runs
        FROM phase_outcome_events r
        LEFT JOIN phase_outcome_events e
          ON e.run_id = r.run_id AND e.phase_id = r.phase_id AND e.attempt = r.attempt - 1 AND ${IN_WINDOW()} AND e.outcome <> 'SUCCESS'
@@ -73,7 +100,7 @@ export async function windowStats(pool: Pool, window: Window, options: { top: nu
     ),
     // Flaky: at one commit, the test failed in one attempt of a phase and the phase succeeded without it failing in
     // another. Flips count changes between failing and passing, attempt after attempt, in time order.
-    pool.query<{ test_id: string; phase_id: string; commits: number; flips: number; fails: number; passes: number }>(
+    query<{ test_id: string; phase_id: string; commits: number; flips: number; fails: number; passes: number }>(
       `WITH fails AS (
          SELECT e.phase_id, e.commit_sha, t.test_id, e.run_id, e.occurred_at
          FROM phase_outcome_events e, unnest(e.tests_failed) AS t(test_id)
@@ -98,6 +125,8 @@ export async function windowStats(pool: Pool, window: Window, options: { top: nu
        GROUP BY 1, 2`,
       params,
     ),
+    // Distinct runs of the whole window by hashing (the previous window's phases query does not count them).
+    full ? undefined : query<{ runs: number }>(`SELECT count(*)::int AS runs FROM (SELECT run_id FROM phase_outcome_events e WHERE ${IN_WINDOW()} GROUP BY run_id) r`, params),
   ]);
 
   const whole = phases.rows.find((r) => r.phase_id === null);
@@ -106,14 +135,14 @@ export async function windowStats(pool: Pool, window: Window, options: { top: nu
   const tokensTotal = Number(whole?.tokens ?? 0);
 
   const stats: WindowStats = {
-    totals: { events: whole?.events ?? 0, runs: whole?.runs ?? 0, phases: perPhase.length, tokens: tokensTotal, failures: whole?.failures ?? 0 },
+    totals: { events: whole?.events ?? 0, runs: (full ? whole?.runs : runs?.rows[0]?.runs) ?? 0, phases: perPhase.length, tokens: tokensTotal, failures: whole?.failures ?? 0 },
     failure_modes: failures.rows.map((r) => ({
       phase_id: r.phase_id,
       stop_reason: r.stop_reason,
       count: r.count,
       outcomes: { FAILED: r.failed, TIMEOUT: r.timeout, STUCK: r.stuck },
       share_of_phase: r.count / (eventsOfPhase.get(r.phase_id) ?? r.count),
-      runs_affected: r.runs,
+      runs_affected: r.runs ?? 0,
       first_seen: r.first_seen.toISOString(),
       last_seen: r.last_seen.toISOString(),
       sample_rationales: [],
@@ -128,12 +157,12 @@ export async function windowStats(pool: Pool, window: Window, options: { top: nu
         mean: r.mean ?? 0,
         p95: r.p95 ?? 0,
         events: r.events,
-        runs: r.runs,
+        runs: r.runs ?? 0,
         share: tokensTotal ? Number(r.tokens) / tokensTotal : 0,
         sample_runs: [],
         top_files: [],
       })),
-    retry_patterns: retries.rows.map((r) => ({ phase_id: r.phase_id, stop_reason: r.stop_reason, retries: r.retries, runs_affected: r.runs, sample_runs: [], top_files: [] })),
+    retry_patterns: retries.rows.map((r) => ({ phase_id: r.phase_id, stop_reason: r.stop_reason, retries: r.retries, runs_affected: r.runs ?? 0, sample_runs: [], top_files: [] })),
     flaky_tests: flaky.rows.map((r) => ({ ...r, fail_rate: r.fails / (r.fails + r.passes), sample_runs: [], top_files: [] })),
   };
   if (options.details) await addDetails(pool, window, stats, options.top);
@@ -156,7 +185,8 @@ async function addDetails(pool: Pool, window: Window, stats: WindowStats, top: n
     ...flaky.map((f) => ['flaky', f.phase_id, f.test_id]),
   ];
   if (!keys.length) return;
-  const { rows } = await pool.query<{ kind: string; phase_id: string; detail: string; runs: string[]; rationales: string[]; files: Array<{ path: string; events: number }> }>(
+  const query = analysisQuery(pool);
+  const { rows } = await query<{ kind: string; phase_id: string; detail: string; runs: string[]; rationales: string[]; files: Array<{ path: string; events: number }> }>(
     `WITH items(kind, phase_id, detail) AS (SELECT * FROM unnest($3::text[], $4::text[], $5::text[])),
      behind AS (
        SELECT i.kind, i.phase_id, i.detail, e.run_id, e.decision_rationale, e.files, e.occurred_at
@@ -167,29 +197,33 @@ async function addDetails(pool: Pool, window: Window, stats: WindowStats, top: n
          WHEN 'retry' THEN e.attempt > 1
          ELSE e.outcome <> 'SUCCESS' AND i.detail = ANY (coalesce(e.tests_failed, '{}'))
        END
-     ), files AS (
-       SELECT kind, phase_id, detail, f AS path, count(*)::int AS events,
-              row_number() OVER (PARTITION BY kind, phase_id, detail ORDER BY count(*) DESC, f) AS n
-       FROM behind, unnest(files) AS f GROUP BY kind, phase_id, detail, f
      ), latest AS (
        SELECT kind, phase_id, detail, run_id, decision_rationale,
               row_number() OVER (PARTITION BY kind, phase_id, detail ORDER BY occurred_at DESC, run_id) AS n
        FROM behind
+     ), samples AS (
+       SELECT kind, phase_id, detail,
+              array_agg(run_id ORDER BY n) FILTER (WHERE n <= 10) AS runs,
+              array_agg(decision_rationale ORDER BY n) FILTER (WHERE decision_rationale IS NOT NULL) AS rationales
+       FROM latest WHERE n <= 20 GROUP BY 1, 2, 3
+     ), file_counts AS (
+       SELECT kind, phase_id, detail, f AS path, count(*)::int AS events,
+              row_number() OVER (PARTITION BY kind, phase_id, detail ORDER BY count(*) DESC, f) AS n
+       FROM behind, unnest(files) AS f GROUP BY kind, phase_id, detail, f
+     ), top_files AS (
+       SELECT kind, phase_id, detail, json_agg(json_build_object('path', path, 'events', events) ORDER BY n) AS files
+       FROM file_counts WHERE n <= 3 GROUP BY 1, 2, 3
      )
-     SELECT k.kind, k.phase_id, k.detail,
-            coalesce((SELECT array_agg(DISTINCT run_id) FROM latest l WHERE (l.kind, l.phase_id, l.detail) = (k.kind, k.phase_id, k.detail) AND l.n <= 3), '{}') AS runs,
-            coalesce((SELECT array_agg(decision_rationale ORDER BY n) FROM latest l
-                      WHERE (l.kind, l.phase_id, l.detail) = (k.kind, k.phase_id, k.detail) AND l.n <= 20 AND decision_rationale IS NOT NULL), '{}') AS rationales,
-            coalesce((SELECT json_agg(json_build_object('path', path, 'events', events) ORDER BY n) FROM files f
-                      WHERE (f.kind, f.phase_id, f.detail) = (k.kind, k.phase_id, k.detail) AND f.n <= 3), '[]') AS files
-     FROM items k`,
+     SELECT k.kind, k.phase_id, k.detail, coalesce(s.runs, '{}') AS runs, coalesce(s.rationales, '{}') AS rationales,
+            coalesce(t.files, '[]') AS files
+     FROM items k LEFT JOIN samples s USING (kind, phase_id, detail) LEFT JOIN top_files t USING (kind, phase_id, detail)`,
     [window.from, window.to, keys.map((k) => k[0]), keys.map((k) => k[1]), keys.map((k) => k[2])],
   );
   const detail = new Map(rows.map((r) => [`${r.kind}\u0000${r.phase_id}\u0000${r.detail}`, r]));
   const attach = (kind: string, phase: string, key: string, item: { sample_runs: string[]; top_files: FileCount[] }) => {
     const d = detail.get(`${kind}\u0000${phase}\u0000${key}`);
     if (!d) return;
-    item.sample_runs = d.runs.slice(0, 3);
+    item.sample_runs = [...new Set(d.runs)].slice(0, 3);
     item.top_files = d.files;
   };
   failures.forEach((f: Omit<FailureMode, 'rank' | 'change'>) => {
