@@ -10,6 +10,7 @@ import { createActivities } from '../../activities/index.js';
 import { auditTrail, latestApprovalForTask } from '../../db/approvals.js';
 import type { ApprovalState } from '../../domain/approval.js';
 import { startApprovalGate } from '../../client/approvals.js';
+import { buildServer, parseApiTokens } from '../../client/server.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { bundleWorkflows, devServerEnv } from '../helpers/temporal.js';
 import { road } from '../helpers/cli.js';
@@ -128,6 +129,42 @@ describe('road approve / reject / pending on the dev server', () => {
     const badId = await road(['approve', 'bad id!', '--reviewer', 'alice@example.com'], cliEnv);
     expect(badId.code).toBe(2);
     expect(badId.stderr).toMatch(/taskId may contain only letters, digits/);
+  });
+
+  it('decides over HTTP with a token bound to a reviewer: 403 for a reviewer not allowed, 200, then 409', async () => {
+    await startGate('API-1');
+    await eventually(async () => (await latestApprovalForTask(db.pool, 'API-1')) ?? undefined, 'the request to be stored');
+    const app = buildServer({
+      pool: db.pool,
+      tokens: parseApiTokens('mallory@example.com=mallory-token-0123456789,carol@example.com=carol-token-0123456789'),
+      temporal: async () => env.client,
+    });
+    const base = await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const decide = (token: string, body: unknown) =>
+        fetch(`${base}/v1/approvals/API-1/decision`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+      const pending = await fetch(`${base}/v1/approvals?status=PENDING`, { headers: { authorization: 'Bearer carol-token-0123456789' } });
+      expect(((await pending.json()) as { approvals: Array<{ taskId: string }> }).approvals.map((a) => a.taskId)).toContain('API-1');
+
+      const stranger = await decide('mallory-token-0123456789', { action: 'approve' });
+      expect(stranger.status).toBe(403);
+      expect(((await stranger.json()) as { message: string }).message).toMatch(/not an allowed reviewer/);
+
+      const approved = await decide('carol-token-0123456789', { action: 'approve', comment: 'looks right' });
+      expect(approved.status).toBe(200);
+      expect(((await approved.json()) as { state: ApprovalState }).state).toMatchObject({ status: 'APPROVED', decidedBy: 'carol@example.com' });
+
+      await env.client.workflow.getHandle('road-approval-API-1').result();
+      const again = await decide('carol-token-0123456789', { action: 'reject', reason: 'changed my mind' });
+      expect(again.status).toBe(409);
+      expect((await fetch(`${base}/v1/approvals/NOPE-1/decision`, { method: 'POST', headers: { authorization: 'Bearer carol-token-0123456789', 'content-type': 'application/json' }, body: '{"action":"approve"}' })).status).toBe(404);
+    } finally {
+      await app.close();
+    }
   });
 
   it('answers --help with exit 0 and an unknown command with exit 2', async () => {
