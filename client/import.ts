@@ -60,11 +60,11 @@ export async function importFile(pool: Pool, file: string, options: ImportOption
     // Created when iteration starts: readline emits (and drops) lines that arrive before anyone iterates.
     const lines = createInterface({ input, crlfDelay: Infinity });
     for await (const raw of lines) {
-      lineCount++;
       if (options.signal?.aborted) {
         interrupted = true;
         break;
       }
+      lineCount++;
       const line = (lineCount === 1 ? raw.replace(/^\uFEFF/, '') : raw).trim();
       if (!line) continue;
       try {
