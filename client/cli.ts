@@ -33,16 +33,25 @@ class Session {
   }
 }
 
+/**
+ * A spinner on stderr (stdout stays clean for --json), drawn only on a real terminal: a pseudo-terminal without a
+ * width made ora redraw forever. stdin is left alone.
+ */
+function spinnerOn(text: string) {
+  const drawable = Boolean(process.stderr.isTTY) && (process.stderr.columns ?? 0) > 0;
+  return ora({ text, stream: process.stderr, discardStdin: false, isEnabled: drawable });
+}
+
 function spinnerReporter(): ProvisionReporter {
   let spinner: ReturnType<typeof ora> | undefined;
   return {
     step(label) {
       spinner?.stop();
-      spinner = ora({ text: label, stream: process.stderr }).start();
+      spinner = spinnerOn(label).start();
     },
     done(label, detail) {
       if (spinner) spinner.succeed(`${label}: ${detail}`);
-      else ora({ stream: process.stderr }).succeed(`${label}: ${detail}`);
+      else spinnerOn('').succeed(`${label}: ${detail}`);
       spinner = undefined;
     },
   };
@@ -318,9 +327,14 @@ interface AnalyzeCliOptions {
 async function runAnalysis(pool: Pool, opts: AnalyzeCliOptions) {
   const { analyze } = await import('../db/analysis.js');
   if (opts.top < 1 || opts.top > 1000) throw new UsageError(`--top must be from 1 to 1000 (got ${opts.top})`);
+  // A large window takes seconds: a spinner on the terminal (stderr, so JSON on stdout stays clean).
+  const spinner = spinnerOn('analysing telemetry…').start();
   try {
-    return await analyze(pool, opts, new Date());
+    const report = await analyze(pool, opts, new Date());
+    spinner.succeed(`analysed ${report.totals.events.toLocaleString('en-US')} events from ${report.window.from} to ${report.window.to}`);
+    return report;
   } catch (error) {
+    spinner.stop();
     if (error instanceof RangeError) throw new UsageError(error.message);
     throw error;
   }
