@@ -37,9 +37,9 @@ class Session {
  * A spinner on stderr (stdout stays clean for --json), drawn only on a real terminal: a pseudo-terminal without a
  * width made ora redraw forever. stdin is left alone.
  */
+const drawable = () => Boolean(process.stderr.isTTY) && (process.stderr.columns ?? 0) > 0;
 function spinnerOn(text: string) {
-  const drawable = Boolean(process.stderr.isTTY) && (process.stderr.columns ?? 0) > 0;
-  return ora({ text, stream: process.stderr, discardStdin: false, isEnabled: drawable });
+  return ora({ text, stream: process.stderr, discardStdin: false, isEnabled: drawable() });
 }
 
 function spinnerReporter(): ProvisionReporter {
@@ -328,13 +328,13 @@ async function runAnalysis(pool: Pool, opts: AnalyzeCliOptions) {
   const { analyze } = await import('../db/analysis.js');
   if (opts.top < 1 || opts.top > 1000) throw new UsageError(`--top must be from 1 to 1000 (got ${opts.top})`);
   // A large window takes seconds: a spinner on the terminal (stderr, so JSON on stdout stays clean).
-  const spinner = spinnerOn('analysing telemetry…').start();
+  const spinner = drawable() ? spinnerOn('analysing telemetry…').start() : undefined; // off a terminal: silent
   try {
     const report = await analyze(pool, opts, new Date());
-    spinner.succeed(`analysed ${report.totals.events.toLocaleString('en-US')} events from ${report.window.from} to ${report.window.to}`);
+    spinner?.succeed(`analysed ${report.totals.events.toLocaleString('en-US')} events from ${report.window.from} to ${report.window.to}`);
     return report;
   } catch (error) {
-    spinner.stop();
+    spinner?.stop();
     if (error instanceof RangeError) throw new UsageError(error.message);
     throw error;
   }
