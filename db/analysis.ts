@@ -16,27 +16,15 @@ import {
   type WindowStats,
 } from '../domain/analysis.js';
 import type { QueryResult, QueryResultRow } from 'pg';
-import type { Pool } from './pool.js';
+import { inTransaction, withClient, type Pool } from './pool.js';
 
 /**
  * Runs one analysis query with room to sort in memory: the window's sorts (distinct runs, p95, retries) would
  * otherwise spill to disk at the default 4 MB. Limited to the transaction, so the pooled connection is unchanged.
  */
 function analysisQuery(pool: Pool) {
-  return async <R extends QueryResultRow>(text: string, values: unknown[]): Promise<QueryResult<R>> => {
-    const client = await pool.connect();
-    try {
-      await client.query("BEGIN READ ONLY; SET LOCAL work_mem = '64MB'");
-      const result = await client.query<R>(text, values);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
-  };
+  return <R extends QueryResultRow>(text: string, values: unknown[]): Promise<QueryResult<R>> =>
+    withClient(pool, (client) => inTransaction(client, () => client.query<R>(text, values), "BEGIN READ ONLY; SET LOCAL work_mem = '64MB'"));
 }
 
 const IN_WINDOW = (alias = 'e') => `${alias}.occurred_at >= $1 AND ${alias}.occurred_at < $2`;

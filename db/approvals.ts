@@ -1,5 +1,5 @@
 /** Parameterised SQL for approval requests and their audit. Every write is an idempotent upsert. */
-import type { Pool } from './pool.js';
+import { inTransaction, withClient, type Pool } from './pool.js';
 import type { ApprovalRequest, ApprovalState, DecisionAttempt } from '../domain/approval.js';
 import { rollbackPlanFor } from '../domain/approval.js';
 
@@ -36,9 +36,7 @@ export interface AuditRow {
 
 /** Stores a new request; a stale PENDING request of the same task (its workflow was terminated) is superseded. */
 export async function saveApprovalRequest(pool: Pool, workflowId: string, state: ApprovalState, request: ApprovalRequest): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  await withClient(pool, (client) => inTransaction(client, async () => {
     await client.query(
       `UPDATE approval_requests SET status = 'SUPERSEDED' WHERE task_id = $1 AND status = 'PENDING' AND request_id <> $2`,
       [state.taskId, state.requestId],
@@ -66,13 +64,7 @@ export async function saveApprovalRequest(pool: Pool, workflowId: string, state:
         state.expiresAt,
       ],
     );
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK');
-    throw error;
-  } finally {
-    client.release();
-  }
+  }));
 }
 
 export async function saveDecisionAttempt(

@@ -18,7 +18,7 @@ import {
   type ItemResult,
   type PhaseOutcomeEvent,
 } from '../domain/telemetry.js';
-import type { Pool } from './pool.js';
+import { inTransaction, withClient, type Pool } from './pool.js';
 
 export const EVENT_COLUMNS = ['event_id', ...CONTENT_COLUMNS, 'content_hash'] as const satisfies ReadonlyArray<keyof PhaseOutcomeEvent>;
 
@@ -110,19 +110,6 @@ export function storeValid(pool: Pool, valid: Judged[]): Promise<ItemResult[]> {
   return withClient(pool, (client) => writeChunk(client, valid));
 }
 
-/** Runs `work` on one pooled connection; a connection that failed is destroyed, not handed to the next caller. */
-async function withClient<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    const result = await work(client);
-    client.release();
-    return result;
-  } catch (error) {
-    client.release(error instanceof Error ? error : true);
-    throw error;
-  }
-}
-
 // ---------------------------------------------------------------- bulk path
 
 export interface RawItem {
@@ -190,8 +177,7 @@ export async function bulkStoreEvents(pool: Pool, items: AsyncIterable<RawItem> 
 async function writeChunk(client: PoolClient, valid: Judged[]): Promise<ItemResult[]> {
   if (!valid.length) return [];
   const { firsts, repeats } = splitRepeats(valid);
-  await client.query('BEGIN');
-  try {
+  return inTransaction(client, async () => {
     const ids = firsts.map(({ event }) => event.event_id);
     const { rows: stored } = await client.query<{ event_id: string; content_hash: string }>(
       'SELECT event_id, content_hash FROM phase_outcome_events WHERE event_id = ANY($1::text[])',
@@ -217,13 +203,8 @@ async function writeChunk(client: PoolClient, valid: Judged[]): Promise<ItemResu
       await copyRows(client, 'road_event_staging', firsts.map(({ event, contentText }, ord) => copyLine(ord, event, contentText)));
       notInserted = (await client.query<NotInserted>(storeAndJudge('road_event_staging'))).rows;
     }
-    const results = await verdicts(client, firsts, repeats, notInserted);
-    await client.query('COMMIT');
-    return results;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  }
+    return verdicts(client, firsts, repeats, notInserted);
+  });
 }
 
 /** COPY … FROM STDIN of preformatted text-format lines. */

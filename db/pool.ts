@@ -30,3 +30,29 @@ export async function dropDatabase(serverUrl: string, name: string): Promise<voi
     await client.end();
   }
 }
+
+/** Runs `work` on one pooled connection; a connection that failed is destroyed, not handed to the next caller. */
+export async function withClient<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    const result = await work(client);
+    client.release();
+    return result;
+  } catch (error) {
+    client.release(error instanceof Error ? error : true);
+    throw error;
+  }
+}
+
+/** Runs `work` in a transaction on `client`: COMMIT when it resolves, ROLLBACK when it throws. */
+export async function inTransaction<T>(client: pg.PoolClient, work: () => Promise<T>, begin = 'BEGIN'): Promise<T> {
+  await client.query(begin);
+  try {
+    const result = await work();
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined); // the connection may be the thing that failed
+    throw error;
+  }
+}

@@ -1,7 +1,7 @@
 /** Follow-up tasks in PostgreSQL: the open fingerprints a loop must not duplicate, saving a generation, listing. */
 import type { AnalysisReport, IssueType, Severity } from '../domain/analysis.js';
 import { generateTasks, OPEN_STATUSES, type FollowupTask, type Generated, type TaskStatus } from '../domain/tasks.js';
-import type { Pool } from './pool.js';
+import { inTransaction, withClient, type Pool } from './pool.js';
 
 export async function openFingerprints(pool: Pool): Promise<Set<string>> {
   const { rows } = await pool.query<{ fingerprint: string }>('SELECT fingerprint FROM followup_tasks WHERE status = ANY($1::task_status[])', [OPEN_STATUSES]);
@@ -13,9 +13,7 @@ export async function openFingerprints(pool: Pool): Promise<Set<string>> {
  * loop) is skipped; an id already used by an earlier loop gets the generation number appended (FAILURE-2.7).
  */
 export async function saveTasks(pool: Pool, tasks: FollowupTask[]): Promise<{ saved: FollowupTask[]; generation: number }> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return withClient(pool, (client) => inTransaction(client, async () => {
     const generation = Number((await client.query<{ g: string }>("SELECT nextval('followup_task_generation') AS g")).rows[0]!.g);
     const saved: FollowupTask[] = [];
     for (const task of tasks) {
@@ -32,14 +30,8 @@ export async function saveTasks(pool: Pool, tasks: FollowupTask[]): Promise<{ sa
       );
       if (rowCount) saved.push({ ...task, id });
     }
-    await client.query('COMMIT');
     return { saved, generation };
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  }));
 }
 
 export interface StoredTask extends Omit<FollowupTask, 'status'> {
