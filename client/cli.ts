@@ -180,9 +180,9 @@ export function buildProgram(session: () => Session): Command {
 
   const windowOptions = (command: Command) =>
     command
-      .option('--window <duration>', 'the window ending now (or at --to): 7d, 36h, …', undefined)
-      .option('--from <iso>', 'start of the window (ISO-8601), instead of --window')
-      .option('--to <iso>', 'end of the window (default: now)')
+      .option('--window <duration>', 'whole hours ending at --to: 7d, 36h, …', undefined)
+      .option('--from <iso>', 'start of the window (ISO-8601, on a whole UTC hour), instead of --window')
+      .option('--to <iso>', 'end of the window (on a whole UTC hour; default: the end of the current hour)')
       .option('--top <n>', 'items per section', integer, 10);
 
   windowOptions(

@@ -9,6 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { migrate } from '../db/migrate.js';
 import { createPool, ensureDatabase } from '../db/pool.js';
+import { keepRollupsCurrent } from '../db/rollups.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded.js';
 import type { RoadConfig } from '../domain/config.js';
 import { toolPaths } from '../scripts/provision.js';
@@ -72,6 +73,7 @@ export async function runDev(config: RoadConfig): Promise<void> {
     // 3. The worker, in this process
     const pool = createPool(databaseUrl);
     cleanups.push(() => pool.end());
+    cleanups.push(keepRollupsCurrent(pool, { onError: (error) => console.error(`folding events into the analysis rollups failed (retrying): ${(error as Error).message}`) }));
     const worker = await step('ROAD worker (bundling workflows)', () =>
       createRoadWorker({ connection, namespace: 'default', taskQueue: config.temporal.taskQueue, pool, config }),
     );

@@ -1,34 +1,36 @@
 /**
- * The SQL side of ROAD-B: every aggregation runs in PostgreSQL over one window [from, to) (the BRIN index on
- * occurred_at finds its pages); nothing loads the window's rows into JS. Details (samples, files) are fetched for
- * the top items only.
+ * The SQL side of ROAD-B. Every aggregate comes from the hourly rollups the database keeps as events are stored
+ * (migration 1764300000000_analysis_rollups.sql): a 7-day window is a few hundred thousand rollup rows, however many
+ * events it holds. Only the samples of the top items read events, from the latest hours that hold them.
  */
 import {
+  ORDERINGS,
   buildReport,
   resolveWindow,
+  topItems,
   type AnalysisReport,
-  type CostSink,
-  type FailureMode,
   type FileCount,
-  type FlakyTest,
-  type RetryPattern,
   type Window,
   type WindowStats,
 } from '../domain/analysis.js';
 import type { QueryResult, QueryResultRow } from 'pg';
 import { inTransaction, withClient, type Pool } from './pool.js';
+import { foldPendingEvents } from './rollups.js';
 
-/**
- * Runs one analysis query with room to sort in memory: the window's sorts (distinct runs, p95, retries) would
- * otherwise spill to disk at the default 4 MB. Limited to the transaction, so the pooled connection is unchanged.
- */
+/** One read-only query (each runs on its own pooled connection, so a window's queries run side by side). */
 function analysisQuery(pool: Pool) {
   return <R extends QueryResultRow>(text: string, values: unknown[]): Promise<QueryResult<R>> =>
-    withClient(pool, (client) => inTransaction(client, () => client.query<R>(text, values), "BEGIN READ ONLY; SET LOCAL work_mem = '64MB'"));
+    withClient(pool, (client) => inTransaction(client, () => client.query<R>(text, values), 'BEGIN READ ONLY'));
 }
 
-const IN_WINDOW = (alias = 'e') => `${alias}.occurred_at >= $1 AND ${alias}.occurred_at < $2`;
-const FAIL_REASON = `coalesce(e.stop_reason, '(none)')`;
+/** The counts of rollup_counts (one row holds all of a key's). */
+const COUNTS = ['runs', 'phase_runs', 'failure_runs', 'retries', 'retry_runs', 'test_fails', 'test_passes', 'flips', 'flaky_commits'] as const;
+type CountsRow = { family: string; phase_id: string; detail: string } & Record<(typeof COUNTS)[number], number>;
+
+const IN_WINDOW = (alias: string) => `${alias}.hour >= $1 AND ${alias}.hour < $2`;
+/** Samples and top files come from an item's latest events: up to this many, from up to SAMPLE_HOURS of its latest hours. */
+const SAMPLE_EVENTS = 200;
+const SAMPLE_HOURS = 6;
 
 export interface AnalyzeOptions {
   /** A duration such as 7d (default), or explicit from/to (ISO-8601). */
@@ -42,6 +44,7 @@ export interface AnalyzeOptions {
 export async function analyze(pool: Pool, options: AnalyzeOptions, now: Date): Promise<AnalysisReport> {
   const top = options.top ?? 10;
   const windows = resolveWindow(options, now);
+  await foldPendingEvents(pool); // the report covers every event committed before it started
   const [current, previous] = await Promise.all([
     windowStats(pool, windows.current, { top, details: true }),
     windowStats(pool, windows.previous, { top, details: false }),
@@ -49,123 +52,91 @@ export async function analyze(pool: Pool, options: AnalyzeOptions, now: Date): P
   return buildReport({ current, previous, window: windows.current, previousWindow: windows.previous, top, generatedAt: now.toISOString() });
 }
 
-/** Aggregates of one window; with `details`, also p95, runs per item, samples and files of the items that can make the top N. */
+/** Aggregates of one window; with `details`, also p95, samples and files of the items in the top N. */
 export async function windowStats(pool: Pool, window: Window, options: { top: number; details: boolean }): Promise<WindowStats> {
   const params = [window.from, window.to];
   const query = analysisQuery(pool);
-  // The previous window only feeds the changes: it skips what only the current window shows (p95, runs per item).
-  const full = options.details;
-  const runsPerItem = (column: string) => (full ? `count(DISTINCT ${column})::int` : 'NULL::int');
-  const [phases, failures, retries, flaky, runs] = await Promise.all([
-    // Per phase, plus the whole window (the empty grouping set): events, runs, tokens and their distribution.
-    query<{ phase_id: string | null; events: number; runs: number | null; tokens: string; mean: number | null; p95: number | null; failures: number }>(
-      `SELECT phase_id, count(*)::int AS events, ${runsPerItem('run_id')} AS runs, coalesce(sum(tokens_used), 0)::text AS tokens,
-              avg(tokens_used)::float8 AS mean,
-              ${full ? 'percentile_cont(0.95) WITHIN GROUP (ORDER BY tokens_used)' : 'NULL::float8'} AS p95,
-              count(*) FILTER (WHERE outcome <> 'SUCCESS')::int AS failures
-       FROM phase_outcome_events e WHERE ${IN_WINDOW()}
-       GROUP BY GROUPING SETS ((phase_id), ())`,
+  const [outcomes, counts] = await Promise.all([
+    // Per phase and stop reason, per phase, and the whole window (level 0, 1, 3 of GROUPING).
+    query<{ level: number; phase_id: string | null; stop_reason: string | null; events: number; token_events: number; tokens: number; failures: number; failed: number; timeout: number; stuck: number; first_seen: Date | null; last_seen: Date | null }>(
+      `SELECT GROUPING(phase_id, stop_reason) AS level, phase_id, stop_reason,
+              sum(events)::float8 AS events, sum(token_events)::float8 AS token_events, sum(tokens)::float8 AS tokens,
+              coalesce(sum(events) FILTER (WHERE outcome <> 'SUCCESS'), 0)::float8 AS failures,
+              coalesce(sum(events) FILTER (WHERE outcome = 'FAILED'), 0)::float8 AS failed,
+              coalesce(sum(events) FILTER (WHERE outcome = 'TIMEOUT'), 0)::float8 AS timeout,
+              coalesce(sum(events) FILTER (WHERE outcome = 'STUCK'), 0)::float8 AS stuck,
+              min(first_at) FILTER (WHERE outcome <> 'SUCCESS') AS first_seen, max(last_at) FILTER (WHERE outcome <> 'SUCCESS') AS last_seen
+       FROM rollup_outcomes o WHERE ${IN_WINDOW('o')}
+       GROUP BY GROUPING SETS ((phase_id, stop_reason), (phase_id), ())`,
       params,
     ),
-    query<{ phase_id: string; stop_reason: string; count: number; failed: number; timeout: number; stuck: number; runs: number | null; first_seen: Date; last_seen: Date }>(
-      `SELECT phase_id, ${FAIL_REASON} AS stop_reason, count(*)::int AS count,
-              count(*) FILTER (WHERE outcome = 'FAILED')::int AS failed, count(*) FILTER (WHERE outcome = 'TIMEOUT')::int AS timeout,
-              count(*) FILTER (WHERE outcome = 'STUCK')::int AS stuck, ${runsPerItem('run_id')} AS runs,
-              min(occurred_at) AS first_seen, max(occurred_at) AS last_seen
-       FROM phase_outcome_events e WHERE ${IN_WINDOW()} AND outcome <> 'SUCCESS'
-       GROUP BY 1, 2`,
+    // Entity counts: a row counts when its lo/hi say the observation it depends on is inside (lo) or before (hi) the window.
+    query<CountsRow>(
+      `SELECT family, phase_id, detail, ${COUNTS.map((c) => `sum(${c})::float8 AS ${c}`).join(', ')}
+       FROM rollup_counts c WHERE ${IN_WINDOW('c')} AND c.lo >= $1 AND c.hi < $1
+       GROUP BY 1, 2, 3`,
       params,
     ),
-    // A retry is attempt n > 1 of a phase within one run; it is filed under the stop reason of attempt n − 1.
-    query<{ phase_id: string; stop_reason: string; retries: number; runs: number | null }>(
-      `SELECT r.phase_id, CASE WHEN e.event_id IS NULL THEN 'unknown' ELSE ${FAIL_REASON} END AS stop_reason, count(*)::int AS retries, ${runsPerItem('r.run_id')} AS runs
-       FROM phase_outcome_events r
-       LEFT JOIN phase_outcome_events e
-         ON e.run_id = r.run_id AND e.phase_id = r.phase_id AND e.attempt = r.attempt - 1 AND ${IN_WINDOW()} AND e.outcome <> 'SUCCESS'
-       WHERE ${IN_WINDOW('r')} AND r.attempt > 1
-       GROUP BY 1, 2`,
-      params,
-    ),
-    // Flaky: at one commit, the test failed in one attempt of a phase and the phase succeeded without it failing in
-    // another. Flips count changes between failing and passing, attempt after attempt, in time order.
-    query<{ test_id: string; phase_id: string; commits: number; flips: number; fails: number; passes: number }>(
-      `WITH fails AS (
-         SELECT e.phase_id, e.commit_sha, t.test_id, e.run_id, e.occurred_at
-         FROM phase_outcome_events e, unnest(e.tests_failed) AS t(test_id)
-         WHERE ${IN_WINDOW()} AND e.tests_failed IS NOT NULL AND e.commit_sha IS NOT NULL AND e.outcome <> 'SUCCESS'
-       ), tests AS (SELECT DISTINCT phase_id, commit_sha, test_id FROM fails),
-       observations AS (
-         SELECT test_id, phase_id, commit_sha, occurred_at, run_id, true AS failed FROM fails
-         UNION ALL
-         SELECT t.test_id, e.phase_id, e.commit_sha, e.occurred_at, e.run_id, false
-         FROM phase_outcome_events e JOIN tests t ON t.phase_id = e.phase_id AND t.commit_sha = e.commit_sha
-         WHERE ${IN_WINDOW()} AND e.outcome = 'SUCCESS' AND NOT (t.test_id = ANY (coalesce(e.tests_failed, '{}')))
-       ), ordered AS (
-         SELECT *, lag(failed) OVER (PARTITION BY test_id, phase_id, commit_sha ORDER BY occurred_at, run_id) AS before
-         FROM observations
-       ), per_commit AS (
-         SELECT test_id, phase_id, commit_sha, count(*) FILTER (WHERE failed) AS fails, count(*) FILTER (WHERE NOT failed) AS passes,
-                count(*) FILTER (WHERE before IS NOT NULL AND before <> failed) AS flips
-         FROM ordered GROUP BY 1, 2, 3
-       )
-       SELECT test_id, phase_id, count(*)::int AS commits, sum(flips)::int AS flips, sum(fails)::int AS fails, sum(passes)::int AS passes
-       FROM per_commit WHERE fails > 0 AND passes > 0
-       GROUP BY 1, 2`,
-      params,
-    ),
-    // Distinct runs of the whole window by hashing (the previous window's phases query does not count them).
-    full ? undefined : query<{ runs: number }>(`SELECT count(*)::int AS runs FROM (SELECT run_id FROM phase_outcome_events e WHERE ${IN_WINDOW()} GROUP BY run_id) r`, params),
   ]);
 
-  const whole = phases.rows.find((r) => r.phase_id === null);
-  const perPhase = phases.rows.filter((r): r is typeof r & { phase_id: string } => r.phase_id !== null);
+  const count = new Map(counts.rows.map((r) => [`${r.family}\u0000${r.phase_id}\u0000${r.detail}`, r]));
+  const countsOf = (family: string, phase: string, detail = '') => count.get(`${family}\u0000${phase}\u0000${detail}`);
+  const byFamily = (family: string) => counts.rows.filter((r) => r.family === family);
+  const whole = outcomes.rows.find((r) => r.level === 3);
+  const perPhase = outcomes.rows.filter((r) => r.level === 1) as Array<(typeof outcomes.rows)[number] & { phase_id: string }>;
   const eventsOfPhase = new Map(perPhase.map((r) => [r.phase_id, r.events]));
-  const tokensTotal = Number(whole?.tokens ?? 0);
+  const tokensTotal = whole?.tokens ?? 0;
 
   const stats: WindowStats = {
-    totals: { events: whole?.events ?? 0, runs: (full ? whole?.runs : runs?.rows[0]?.runs) ?? 0, phases: perPhase.length, tokens: tokensTotal, failures: whole?.failures ?? 0 },
-    failure_modes: failures.rows.map((r) => ({
-      phase_id: r.phase_id,
-      stop_reason: r.stop_reason,
-      count: r.count,
-      outcomes: { FAILED: r.failed, TIMEOUT: r.timeout, STUCK: r.stuck },
-      share_of_phase: r.count / (eventsOfPhase.get(r.phase_id) ?? r.count),
-      runs_affected: r.runs ?? 0,
-      first_seen: r.first_seen.toISOString(),
-      last_seen: r.last_seen.toISOString(),
-      sample_rationales: [],
-      sample_runs: [],
-      top_files: [],
-    })),
-    cost_sinks: perPhase
-      .filter((r) => Number(r.tokens) > 0)
+    totals: { events: whole?.events ?? 0, runs: countsOf('run', '')?.runs ?? 0, phases: perPhase.length, tokens: tokensTotal, failures: whole?.failures ?? 0 },
+    failure_modes: outcomes.rows
+      .filter((r) => r.level === 0 && r.failures > 0)
       .map((r) => ({
-        phase_id: r.phase_id,
-        tokens: Number(r.tokens),
-        mean: r.mean ?? 0,
-        p95: r.p95 ?? 0,
-        events: r.events,
-        runs: r.runs ?? 0,
-        share: tokensTotal ? Number(r.tokens) / tokensTotal : 0,
+        phase_id: r.phase_id!,
+        stop_reason: r.stop_reason!,
+        count: r.failures,
+        outcomes: { FAILED: r.failed, TIMEOUT: r.timeout, STUCK: r.stuck },
+        share_of_phase: r.failures / (eventsOfPhase.get(r.phase_id!) ?? r.failures),
+        runs_affected: countsOf('reason', r.phase_id!, r.stop_reason!)?.failure_runs ?? 0,
+        first_seen: r.first_seen!.toISOString(),
+        last_seen: r.last_seen!.toISOString(),
+        sample_rationales: [],
         sample_runs: [],
         top_files: [],
       })),
-    retry_patterns: retries.rows.map((r) => ({ phase_id: r.phase_id, stop_reason: r.stop_reason, retries: r.retries, runs_affected: r.runs ?? 0, sample_runs: [], top_files: [] })),
-    flaky_tests: flaky.rows.map((r) => ({ ...r, fail_rate: r.fails / (r.fails + r.passes), sample_runs: [], top_files: [] })),
+    cost_sinks: perPhase
+      .filter((r) => r.tokens > 0)
+      .map((r) => ({
+        phase_id: r.phase_id,
+        tokens: r.tokens,
+        mean: r.tokens / r.token_events,
+        p95: 0, // for the top items only, below
+        events: r.events,
+        runs: countsOf('run', r.phase_id)?.phase_runs ?? 0,
+        share: tokensTotal ? r.tokens / tokensTotal : 0,
+        sample_runs: [],
+        top_files: [],
+      })),
+    retry_patterns: byFamily('reason')
+      .filter((r) => r.retries > 0)
+      .map((r) => ({ phase_id: r.phase_id, stop_reason: r.detail, retries: r.retries, runs_affected: r.retry_runs, sample_runs: [], top_files: [] })),
+    flaky_tests: byFamily('test')
+      .filter((r) => r.flaky_commits > 0)
+      .map((r) => ({
+        test_id: r.detail, phase_id: r.phase_id, commits: r.flaky_commits, flips: r.flips, fails: r.test_fails, passes: r.test_passes,
+        fail_rate: r.test_fails + r.test_passes ? r.test_fails / (r.test_fails + r.test_passes) : 0, sample_runs: [], top_files: [],
+      })),
   };
   if (options.details) await addDetails(pool, window, stats, options.top);
   return stats;
 }
 
-/** Samples (rationales, runs) and the files most often touched, for the items that can make the top N. */
+/** p95 of tokens, samples (rationales, runs) and the files most often touched, for the items in the top N. */
 async function addDetails(pool: Pool, window: Window, stats: WindowStats, top: number): Promise<void> {
-  const topOf = <T>(items: T[], measure: (t: T) => number) => [...items].sort((a, b) => measure(b) - measure(a)).slice(0, top);
-  const failures = topOf(stats.failure_modes, (f) => f.count);
-  const sinks = topOf(stats.cost_sinks, (c) => c.tokens);
-  const retries = topOf(stats.retry_patterns, (r) => r.retries);
-  const flaky = topOf(stats.flaky_tests, (f) => f.flips);
-
-  // Each item is a key (kind, phase, reason or test) and a predicate on the window's events behind it.
+  const failures = topItems(stats.failure_modes, top, ORDERINGS.failure_modes);
+  const sinks = topItems(stats.cost_sinks, top, ORDERINGS.cost_sinks);
+  const retries = topItems(stats.retry_patterns, top, ORDERINGS.retry_patterns);
+  const flaky = topItems(stats.flaky_tests, top, ORDERINGS.flaky_tests);
   const keys = [
     ...failures.map((f) => ['failure', f.phase_id, f.stop_reason]),
     ...sinks.map((c) => ['cost', c.phase_id, '']),
@@ -174,51 +145,89 @@ async function addDetails(pool: Pool, window: Window, stats: WindowStats, top: n
   ];
   if (!keys.length) return;
   const query = analysisQuery(pool);
-  const { rows } = await query<{ kind: string; phase_id: string; detail: string; runs: string[]; rationales: string[]; files: Array<{ path: string; events: number }> }>(
-    `WITH items(kind, phase_id, detail) AS (SELECT * FROM unnest($3::text[], $4::text[], $5::text[])),
-     behind AS (
-       SELECT i.kind, i.phase_id, i.detail, e.run_id, e.decision_rationale, e.files, e.occurred_at
-       FROM phase_outcome_events e JOIN items i ON i.phase_id = e.phase_id
-       WHERE ${IN_WINDOW()} AND CASE i.kind
-         WHEN 'failure' THEN e.outcome <> 'SUCCESS' AND ${FAIL_REASON} = i.detail
-         WHEN 'cost' THEN true
-         WHEN 'retry' THEN e.attempt > 1
-         ELSE e.outcome <> 'SUCCESS' AND i.detail = ANY (coalesce(e.tests_failed, '{}'))
-       END
-     ), latest AS (
-       SELECT kind, phase_id, detail, run_id, decision_rationale,
-              row_number() OVER (PARTITION BY kind, phase_id, detail ORDER BY occurred_at DESC, run_id) AS n
-       FROM behind
-     ), samples AS (
+  const params = [window.from, window.to, keys.map((k) => k[0]), keys.map((k) => k[1]), keys.map((k) => k[2])];
+  const ITEMS = `items(kind, phase_id, detail) AS (SELECT * FROM unnest($3::text[], $4::text[], $5::text[]))`;
+  const [p95s, samples] = await Promise.all([
+    // Nearest-rank p95 from the token histogram: the first bucket where the running count reaches 95 % of the events.
+    query<{ phase_id: string; p95: number }>(
+      `WITH histogram AS (
+         SELECT phase_id, bucket, sum(events) AS n FROM rollup_tokens t
+         WHERE ${IN_WINDOW('t')} AND phase_id = ANY ($3) GROUP BY 1, 2
+       ), running AS (
+         SELECT phase_id, bucket, sum(n) OVER (PARTITION BY phase_id ORDER BY bucket) AS below, sum(n) OVER (PARTITION BY phase_id) AS total
+         FROM histogram
+       )
+       SELECT DISTINCT ON (phase_id) phase_id, road_token_value(bucket)::float8 AS p95
+       FROM running WHERE below >= ceil(0.95 * total) ORDER BY phase_id, bucket`,
+      [window.from, window.to, sinks.map((c) => c.phase_id)],
+    ),
+    // Samples and top files: the events behind each item in the latest hours that hold SAMPLE_EVENTS of them (the
+    // hours come from the rollups, so only those hours' events are read).
+    query<{ kind: string; phase_id: string; detail: string; runs: string[]; rationales: string[]; files: FileCount[] }>(
+      `WITH ${ITEMS},
+       hours AS (
+         SELECT i.kind, i.phase_id, i.detail, o.hour, sum(o.events) AS n
+         FROM items i JOIN rollup_outcomes o ON o.phase_id = i.phase_id
+           AND (i.kind = 'cost' OR (i.kind = 'failure' AND o.outcome <> 'SUCCESS' AND o.stop_reason = i.detail))
+         WHERE ${IN_WINDOW('o')} GROUP BY 1, 2, 3, 4
+         UNION ALL
+         SELECT i.kind, i.phase_id, i.detail, c.hour, sum(CASE i.kind WHEN 'retry' THEN c.retries ELSE c.test_fails END)
+         FROM items i JOIN rollup_counts c ON c.phase_id = i.phase_id AND c.detail = i.detail
+           AND c.family = CASE i.kind WHEN 'retry' THEN 'reason' ELSE 'test' END
+         WHERE i.kind IN ('retry', 'flaky') AND ${IN_WINDOW('c')} GROUP BY 1, 2, 3, 4
+       ), latest AS (
+         -- each item's latest hours until they hold SAMPLE_EVENTS of its events, at most SAMPLE_HOURS of them
+         SELECT kind, phase_id, detail, hour FROM (
+           SELECT *, sum(n) OVER w - n AS later, row_number() OVER w AS nth FROM hours WHERE n > 0
+           WINDOW w AS (PARTITION BY kind, phase_id, detail ORDER BY hour DESC)
+         ) h WHERE later < ${SAMPLE_EVENTS} AND nth <= ${SAMPLE_HOURS}
+       ), behind AS (
+         SELECT * FROM (
+           SELECT l.kind, l.phase_id, l.detail, e.run_id, e.decision_rationale, e.files,
+                  row_number() OVER (PARTITION BY l.kind, l.phase_id, l.detail ORDER BY e.occurred_at DESC, e.run_id, e.event_id) AS n
+           FROM (SELECT DISTINCT hour FROM latest) h
+           -- one index probe per hour (OFFSET 0 keeps the planner from scanning the table once for all hours)
+           CROSS JOIN LATERAL (
+             SELECT * FROM phase_outcome_events WHERE occurred_at >= h.hour AND occurred_at < h.hour + interval '1 hour' OFFSET 0
+           ) e
+           JOIN latest l ON l.hour = h.hour AND l.phase_id = e.phase_id
+           WHERE CASE l.kind
+             WHEN 'cost' THEN true
+             WHEN 'failure' THEN e.outcome <> 'SUCCESS' AND coalesce(e.stop_reason, '(none)') = l.detail
+             WHEN 'retry' THEN e.attempt > 1 AND l.detail = coalesce((
+               SELECT CASE WHEN p.outcome <> 'SUCCESS' THEN coalesce(p.stop_reason, '(none)') END FROM phase_outcome_events p
+               WHERE p.run_id = e.run_id AND p.phase_id = e.phase_id AND p.attempt = e.attempt - 1 ORDER BY p.event_id DESC LIMIT 1), 'unknown')
+             ELSE e.outcome <> 'SUCCESS' AND l.detail = ANY (e.tests_failed)
+           END
+         ) b WHERE n <= ${SAMPLE_EVENTS}
+       ), files AS (
+         SELECT kind, phase_id, detail, path, count(*)::int AS events,
+                row_number() OVER (PARTITION BY kind, phase_id, detail ORDER BY count(*) DESC, path) AS n
+         FROM behind, unnest(files) AS path GROUP BY kind, phase_id, detail, path
+       )
        SELECT kind, phase_id, detail,
-              array_agg(run_id ORDER BY n) FILTER (WHERE n <= 10) AS runs,
-              array_agg(decision_rationale ORDER BY n) FILTER (WHERE decision_rationale IS NOT NULL) AS rationales
-       FROM latest WHERE n <= 20 GROUP BY 1, 2, 3
-     ), file_counts AS (
-       SELECT kind, phase_id, detail, f AS path, count(*)::int AS events,
-              row_number() OVER (PARTITION BY kind, phase_id, detail ORDER BY count(*) DESC, f) AS n
-       FROM behind, unnest(files) AS f GROUP BY kind, phase_id, detail, f
-     ), top_files AS (
-       SELECT kind, phase_id, detail, json_agg(json_build_object('path', path, 'events', events) ORDER BY n) AS files
-       FROM file_counts WHERE n <= 3 GROUP BY 1, 2, 3
-     )
-     SELECT k.kind, k.phase_id, k.detail, coalesce(s.runs, '{}') AS runs, coalesce(s.rationales, '{}') AS rationales,
-            coalesce(t.files, '[]') AS files
-     FROM items k LEFT JOIN samples s USING (kind, phase_id, detail) LEFT JOIN top_files t USING (kind, phase_id, detail)`,
-    [window.from, window.to, keys.map((k) => k[0]), keys.map((k) => k[1]), keys.map((k) => k[2])],
-  );
-  const detail = new Map(rows.map((r) => [`${r.kind}\u0000${r.phase_id}\u0000${r.detail}`, r]));
-  const attach = (kind: string, phase: string, key: string, item: { sample_runs: string[]; top_files: FileCount[] }) => {
-    const d = detail.get(`${kind}\u0000${phase}\u0000${key}`);
-    if (!d) return;
-    item.sample_runs = [...new Set(d.runs)].slice(0, 3);
-    item.top_files = d.files;
+              (array_agg(run_id ORDER BY n) FILTER (WHERE n <= 20)) AS runs,
+              coalesce(array_agg(decision_rationale ORDER BY n) FILTER (WHERE n <= 20 AND decision_rationale IS NOT NULL), '{}') AS rationales,
+              coalesce((SELECT json_agg(json_build_object('path', f.path, 'events', f.events) ORDER BY f.n) FROM files f
+                        WHERE f.kind = b.kind AND f.phase_id = b.phase_id AND f.detail = b.detail AND f.n <= 3), '[]') AS files
+       FROM behind b GROUP BY 1, 2, 3`,
+      params,
+    ),
+  ]);
+
+  const p95 = new Map(p95s.rows.map((r) => [r.phase_id, r.p95]));
+  for (const sink of sinks) sink.p95 = p95.get(sink.phase_id) ?? 0;
+  const itemKey = (kind: string, phase: string, detail: string) => `${kind}\u0000${phase}\u0000${detail}`;
+  const sampled = new Map(samples.rows.map((r) => [itemKey(r.kind, r.phase_id, r.detail), r]));
+  const attach = (kind: string, phase: string, detail: string, item: { sample_runs: string[]; top_files: FileCount[] }) => {
+    item.sample_runs = [...new Set(sampled.get(itemKey(kind, phase, detail))?.runs ?? [])].slice(0, 3);
+    item.top_files = sampled.get(itemKey(kind, phase, detail))?.files ?? [];
   };
-  failures.forEach((f: Omit<FailureMode, 'rank' | 'change'>) => {
+  for (const f of failures) {
     attach('failure', f.phase_id, f.stop_reason, f);
-    f.sample_rationales = [...new Set(detail.get(`failure\u0000${f.phase_id}\u0000${f.stop_reason}`)?.rationales ?? [])].slice(0, 3);
-  });
-  sinks.forEach((c: Omit<CostSink, 'rank' | 'change'>) => attach('cost', c.phase_id, '', c));
-  retries.forEach((r: Omit<RetryPattern, 'rank' | 'change'>) => attach('retry', r.phase_id, r.stop_reason, r));
-  flaky.forEach((f: Omit<FlakyTest, 'rank' | 'change'>) => attach('flaky', f.phase_id, f.test_id, f));
+    f.sample_rationales = [...new Set(sampled.get(itemKey('failure', f.phase_id, f.stop_reason))?.rationales ?? [])].slice(0, 3);
+  }
+  for (const c of sinks) attach('cost', c.phase_id, '', c);
+  for (const r of retries) attach('retry', r.phase_id, r.stop_reason, r);
+  for (const f of flaky) attach('flaky', f.phase_id, f.test_id, f);
 }

@@ -14,21 +14,32 @@ export interface Window {
   to: string;
 }
 
-/** The window [from, to) and the previous window of the same length, [from − length, from). */
+const HOUR = 3_600_000;
+
+/**
+ * The window [from, to) and the previous window of the same length, [from − length, from). Windows are whole UTC
+ * hours, the resolution of the rollups the analysis reads: by default the window ends at the end of the current hour
+ * (so it holds everything recorded until now); an explicit --from/--to must fall on a whole hour.
+ */
 export function resolveWindow(options: { window?: string; from?: string; to?: string }, now: Date): { current: Window; previous: Window } {
   const parse = (field: string, value: string) => {
     const ms = Date.parse(value);
     if (Number.isNaN(ms)) throw new RangeError(`--${field} must be an ISO-8601 date or date-time (got "${value}")`);
+    if (ms % HOUR !== 0) {
+      const earlier = new Date(Math.floor(ms / HOUR) * HOUR).toISOString();
+      throw new RangeError(`--${field} must fall on a whole hour (UTC), e.g. ${earlier}: the analysis counts by the hour (got "${value}")`);
+    }
     return ms;
   };
   if (options.window && options.from) throw new RangeError('give either --window or --from/--to, not both');
-  const to = options.to ? parse('to', options.to) : now.getTime();
+  const to = options.to ? parse('to', options.to) : Math.ceil(now.getTime() / HOUR) * HOUR;
   let length: number;
   try {
     length = parseDuration(options.window ?? '7d');
   } catch (error) {
     throw new RangeError(`--window: ${(error as Error).message}`, { cause: error });
   }
+  if (length % HOUR !== 0) throw new RangeError(`--window must be a whole number of hours (got "${options.window}")`);
   const from = options.from ? parse('from', options.from) : to - length;
   if (from >= to) throw new RangeError(`the window must end after it starts (from ${new Date(from).toISOString()}, to ${new Date(to).toISOString()})`);
   length = to - from;
@@ -155,6 +166,25 @@ export const emptyStats = (): WindowStats => ({
 const failureKey = (f: { phase_id: string; stop_reason: string }) => `${f.phase_id}\u0000${f.stop_reason}`;
 const flakyKey = (f: { phase_id: string; test_id: string }) => `${f.phase_id}\u0000${f.test_id}`;
 
+interface Ordering<T> {
+  key: (item: T) => string;
+  measure: (item: T) => number;
+  tie: (item: T) => number;
+}
+
+/** How each section is ranked: by its measure, ties by runs affected (fail rate for flaky tests), then by name. */
+export const ORDERINGS = {
+  failure_modes: { key: failureKey, measure: (f) => f.count, tie: (f) => f.runs_affected } as Ordering<Unranked<FailureMode>>,
+  cost_sinks: { key: (c) => c.phase_id, measure: (c) => c.tokens, tie: (c) => c.runs } as Ordering<Unranked<CostSink>>,
+  retry_patterns: { key: failureKey, measure: (r) => r.retries, tie: (r) => r.runs_affected } as Ordering<Unranked<RetryPattern>>,
+  flaky_tests: { key: flakyKey, measure: (f) => f.flips, tie: (f) => f.fail_rate } as Ordering<Unranked<FlakyTest>>,
+};
+
+/** The first `top` items in ranking order (the database fetches details for exactly these). */
+export function topItems<T>(items: readonly T[], top: number, { key, measure, tie }: Ordering<T>): T[] {
+  return [...items].sort((a, b) => measure(b) - measure(a) || tie(b) - tie(a) || (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0)).slice(0, top);
+}
+
 /**
  * Ranks each section (failure modes by count, cost sinks by tokens, retries by retries, flaky tests by flips, ties by
  * runs affected then name), keeps the top N, and adds every item's change against the previous window.
@@ -180,27 +210,17 @@ export function buildReport(args: {
       ...t,
       change: { events: change(t.events, p.events), runs: change(t.runs, p.runs), phases: change(t.phases, p.phases), tokens: change(t.tokens, p.tokens), failures: change(t.failures, p.failures) },
     },
-    failure_modes: rankBy(current.failure_modes, previous.failure_modes, top, failureKey, (f) => f.count, (f) => f.runs_affected),
-    cost_sinks: rankBy(current.cost_sinks, previous.cost_sinks, top, (c) => c.phase_id, (c) => c.tokens, (c) => c.runs),
-    retry_patterns: rankBy(current.retry_patterns, previous.retry_patterns, top, failureKey, (r) => r.retries, (r) => r.runs_affected),
-    flaky_tests: rankBy(current.flaky_tests, previous.flaky_tests, top, flakyKey, (f) => f.flips, (f) => f.fail_rate),
+    failure_modes: rankBy(current.failure_modes, previous.failure_modes, top, ORDERINGS.failure_modes),
+    cost_sinks: rankBy(current.cost_sinks, previous.cost_sinks, top, ORDERINGS.cost_sinks),
+    retry_patterns: rankBy(current.retry_patterns, previous.retry_patterns, top, ORDERINGS.retry_patterns),
+    flaky_tests: rankBy(current.flaky_tests, previous.flaky_tests, top, ORDERINGS.flaky_tests),
   };
 }
 
-/** Orders by the measure (then the tie-breaker, then the key), keeps `top`, and compares with the previous window. */
-function rankBy<T extends object>(
-  items: T[],
-  previous: T[],
-  top: number,
-  key: (item: T) => string,
-  measure: (item: T) => number,
-  tie: (item: T) => number,
-): Array<T & { rank: number; change: Change }> {
-  const before = new Map(previous.map((item) => [key(item), measure(item)]));
-  return [...items]
-    .sort((a, b) => measure(b) - measure(a) || tie(b) - tie(a) || (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0))
-    .slice(0, top)
-    .map((item, i) => ({ ...item, rank: i + 1, change: change(measure(item), before.get(key(item)) ?? 0) }));
+/** Keeps the `top` items in ranking order and compares each with the previous window. */
+function rankBy<T extends object>(items: T[], previous: T[], top: number, ordering: Ordering<T>): Array<T & { rank: number; change: Change }> {
+  const before = new Map(previous.map((item) => [ordering.key(item), ordering.measure(item)]));
+  return topItems(items, top, ordering).map((item, i) => ({ ...item, rank: i + 1, change: change(ordering.measure(item), before.get(ordering.key(item)) ?? 0) }));
 }
 
 // ---------------------------------------------------------------- merged ranking

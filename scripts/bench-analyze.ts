@@ -1,6 +1,7 @@
 /**
  * `npm run bench:analyze [-- --events N]`: the analysis of the last 7 days of 10,000,000 events spread over 30 days
- * (loaded with COPY), against the floor — one `count(*), sum(tokens_used)` scan of the same window — in one run.
+ * (loaded with COPY, folded into the rollups as they arrive), against the floor — one `count(*), sum(tokens_used)`
+ * scan of the same window — in one run.
  * Each query runs three times; the best time counts (the first run warms the cache).
  */
 import { hash } from 'node:crypto';
@@ -10,6 +11,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { analyze } from '../db/analysis.js';
 import { EVENT_COLUMNS } from '../db/events.js';
 import { createPool, type Pool } from '../db/pool.js';
+import { foldPendingEvents } from '../db/rollups.js';
 import os from 'node:os';
 import { benchDatabase } from './bench-database.js';
 import { canonicalContent, type PhaseOutcomeEvent } from '../domain/telemetry.js';
@@ -21,38 +23,54 @@ const N = Number(flag('events') ?? 10_000_000);
 const END = new Date('2026-11-28T00:00:00Z');
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
-/** Generated events are valid by construction; they are formatted as the store formats them, without the validation pass. */
-async function load(pool: Pool): Promise<number> {
-  const client = await pool.connect();
-  const started = performance.now();
+/**
+ * Generated events are valid by construction; they are formatted as the store formats them, without the validation
+ * pass, and COPYed in statements of FOLD_EVERY events. After each, the pending events are folded into the rollups, as
+ * the worker does every few seconds in service; load and fold times are reported separately.
+ */
+async function load(pool: Pool): Promise<{ copySeconds: number; foldSeconds: number }> {
+  const FOLD_EVERY = 250_000;
+  const events = generateEvents(N, { days: 30, end: END });
   let done = 0;
-  const chunks = function* () {
+  let copyMs = 0;
+  let foldMs = 0;
+  const lines = function* () {
     let batch = '';
-    for (const raw of generateEvents(N, { days: 30, end: END })) {
+    let inStatement = 0;
+    // next() rather than for…of: breaking out of for…of would close the shared generator.
+    for (let item = events.next(); !item.done; item = events.next()) {
+      const raw = item.value;
       const content = {
         phase_type: null, model: null, stop_reason: null, decision_rationale: null, tokens_used: null, prompt_tokens: null,
         completion_tokens: null, duration_ms: null, files: null, tests_failed: null, commit_sha: null, metadata: null, ...raw,
       } as unknown as PhaseOutcomeEvent;
       const text = canonicalContent(content);
       batch += `${raw.event_id}\t${text}\t${hash('sha256', text, 'hex')}\n`;
-      if (++done % 2000 === 0) {
+      done++;
+      if (++inStatement % 2000 === 0) {
         yield batch;
         batch = '';
-        if (done % 500_000 === 0) {
-          const seconds = (performance.now() - started) / 1000;
-          process.stderr.write(`\r  loading: ${fmt(done)} / ${fmt(N)} (${fmt(done / seconds)} events/s)`);
-        }
       }
+      if (inStatement === FOLD_EVERY) break;
     }
     if (batch) yield batch;
   };
-  try {
-    await pipeline(Readable.from(chunks()), client.query(copyFrom(`COPY phase_outcome_events (${EVENT_COLUMNS.join(', ')}) FROM STDIN`)));
-  } finally {
-    client.release();
+  while (done < N) {
+    const client = await pool.connect();
+    const started = performance.now();
+    try {
+      await pipeline(Readable.from(lines()), client.query(copyFrom(`COPY phase_outcome_events (${EVENT_COLUMNS.join(', ')}) FROM STDIN`)));
+    } finally {
+      client.release();
+    }
+    const copied = performance.now();
+    await foldPendingEvents(pool);
+    copyMs += copied - started;
+    foldMs += performance.now() - copied;
+    process.stderr.write(`\r  loading: ${fmt(done)} / ${fmt(N)} (COPY ${fmt(done / (copyMs / 1000))} events/s, folding ${fmt(done / (foldMs / 1000))} events/s)`);
   }
   process.stderr.write('\n');
-  return (performance.now() - started) / 1000;
+  return { copySeconds: copyMs / 1000, foldSeconds: foldMs / 1000 };
 }
 
 async function best<T>(runs: number, fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
@@ -71,9 +89,12 @@ async function main() {
   const pool = createPool(database.url, 10);
   try {
     console.error(`Analysis benchmark: ${fmt(N)} events over 30 days ending ${END.toISOString()}, ${os.cpus().length} cores`);
-    const loadSeconds = await load(pool);
-    await pool.query('VACUUM ANALYZE phase_outcome_events');
+    const { copySeconds, foldSeconds } = await load(pool);
+    await pool.query('VACUUM ANALYZE');
     const size = (await pool.query("SELECT pg_size_pretty(pg_total_relation_size('phase_outcome_events')) AS s")).rows[0].s as string;
+    const rollupSize = (await pool.query(
+      "SELECT pg_size_pretty(sum(pg_total_relation_size(t))) AS s FROM unnest(ARRAY['rollup_outcomes', 'rollup_tokens', 'rollup_counts']::regclass[]) t",
+    )).rows[0].s as string;
 
     const to = END.toISOString();
     const from = new Date(END.getTime() - 7 * 86_400_000).toISOString();
@@ -82,7 +103,8 @@ async function main() {
     const report = analysis.value;
     const ratio = analysis.ms / floor.ms;
 
-    console.log(`loaded ${fmt(N)} events in ${loadSeconds.toFixed(0)} s (${fmt(N / loadSeconds)} events/s, table + indexes ${size})`);
+    console.log(`loaded ${fmt(N)} events with COPY in ${copySeconds.toFixed(0)} s (${fmt(N / copySeconds)} events/s, table + indexes ${size})`);
+    console.log(`folded them into the rollups in ${foldSeconds.toFixed(0)} s (${fmt(N / foldSeconds)} events/s, ${(foldSeconds * 1e6 / N).toFixed(1)} µs per event; rollups ${rollupSize})`);
     console.log(`window: last 7 days, ${fmt(Number(floor.value.rows[0].count))} events`);
     console.log(`floor — count(*), sum(tokens_used) over the window: ${floor.ms.toFixed(0)} ms`);
     console.log(`full analysis (this window + the previous one, top ${report.top}): ${analysis.ms.toFixed(0)} ms`);

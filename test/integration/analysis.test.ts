@@ -54,8 +54,9 @@ describe('analysis', () => {
     // Tokens: phase-001 50,000 + 30,000 = 80,000 of 100,000 in all → share 0.8; mean 40,000.
     const sink = report.cost_sinks[0]!;
     expect(sink).toMatchObject({ rank: 1, phase_id: 'phase-001', tokens: 80_000, mean: 40_000, runs: 2, share: 0.8 });
-    // p95 of {30,000, 50,000} by linear interpolation: 30,000 + 0.95 × 20,000 = 49,000.
-    expect(sink.p95).toBe(49_000);
+    // Nearest-rank p95 of {30,000, 50,000}: rank ⌈0.95 × 2⌉ = 2 → 50,000, read from a histogram whose buckets are
+    // within 1 % of every value they hold.
+    expect(Math.abs(sink.p95 - 50_000)).toBeLessThanOrEqual(500);
     expect(report.totals).toMatchObject({ events: 3, runs: 3, phases: 2, tokens: 100_000, failures: 3 });
   });
 

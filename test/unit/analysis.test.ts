@@ -19,6 +19,16 @@ describe('resolveWindow', () => {
     expect(() => resolveWindow({ from: '2026-11-03', to: '2026-11-01' }, now)).toThrow(/must end after it starts/);
     expect(() => resolveWindow({ window: '7d', from: '2026-11-01' }, now)).toThrow(/either --window or --from/);
   });
+
+  it('works in whole hours: the default window ends at the end of the current hour, and other edges are refused', () => {
+    // 12:20 → the window ends at 13:00 (everything recorded until now is inside) and starts 7 × 24 h earlier.
+    expect(resolveWindow({}, new Date('2026-11-28T12:20:00Z')).current).toEqual({ from: '2026-11-21T13:00:00.000Z', to: '2026-11-28T13:00:00.000Z' });
+    expect(() => resolveWindow({ from: '2026-11-01T10:30:00Z', to: '2026-11-02' }, now)).toThrow(
+      '--from must fall on a whole hour (UTC), e.g. 2026-11-01T10:00:00.000Z: the analysis counts by the hour (got "2026-11-01T10:30:00Z")',
+    );
+    expect(() => resolveWindow({ window: '90m' }, now)).toThrow('--window must be a whole number of hours (got "90m")');
+    expect(resolveWindow({ window: '36h' }, now).current.from).toBe('2026-11-27T00:00:00.000Z'); // 12:00 − 36 h
+  });
 });
 
 describe('change', () => {
