@@ -29,8 +29,8 @@ type CountsRow = { family: string; phase_id: string; detail: string } & Record<(
 
 const IN_WINDOW = (alias: string) => `${alias}.hour >= $1 AND ${alias}.hour < $2`;
 /** Samples and top files come from an item's latest events: up to this many, from up to SAMPLE_HOURS of its latest hours. */
-const SAMPLE_EVENTS = 200;
-const SAMPLE_HOURS = 6;
+const SAMPLE_EVENTS = 100;
+const SAMPLE_HOURS = 3;
 
 export interface AnalyzeOptions {
   /** A duration such as 7d (default), or explicit from/to (ISO-8601). */
@@ -167,9 +167,10 @@ async function addDetails(pool: Pool, window: Window, stats: WindowStats, top: n
       `WITH ${ITEMS},
        hours AS (
          SELECT i.kind, i.phase_id, i.detail, o.hour, sum(o.events) AS n
-         FROM items i JOIN rollup_outcomes o ON o.phase_id = i.phase_id
+         -- one scan of the window's rows, hashed against the items (OFFSET 0: not one index scan per item)
+         FROM items i JOIN (SELECT * FROM rollup_outcomes o WHERE ${IN_WINDOW('o')} OFFSET 0) o ON o.phase_id = i.phase_id
            AND (i.kind = 'cost' OR (i.kind = 'failure' AND o.outcome <> 'SUCCESS' AND o.stop_reason = i.detail))
-         WHERE ${IN_WINDOW('o')} GROUP BY 1, 2, 3, 4
+         GROUP BY 1, 2, 3, 4
          UNION ALL
          SELECT i.kind, i.phase_id, i.detail, c.hour, sum(CASE i.kind WHEN 'retry' THEN c.retries ELSE c.test_fails END)
          FROM items i JOIN rollup_counts c ON c.phase_id = i.phase_id AND c.detail = i.detail
@@ -185,10 +186,11 @@ async function addDetails(pool: Pool, window: Window, stats: WindowStats, top: n
          SELECT * FROM (
            SELECT l.kind, l.phase_id, l.detail, e.run_id, e.decision_rationale, e.files,
                   row_number() OVER (PARTITION BY l.kind, l.phase_id, l.detail ORDER BY e.occurred_at DESC, e.run_id, e.event_id) AS n
-           FROM (SELECT DISTINCT hour FROM latest) h
+           FROM (SELECT hour, array_agg(DISTINCT phase_id) AS phases FROM latest GROUP BY hour) h
            -- one index probe per hour (OFFSET 0 keeps the planner from scanning the table once for all hours)
            CROSS JOIN LATERAL (
-             SELECT * FROM phase_outcome_events WHERE occurred_at >= h.hour AND occurred_at < h.hour + interval '1 hour' OFFSET 0
+             SELECT * FROM phase_outcome_events
+             WHERE occurred_at >= h.hour AND occurred_at < h.hour + interval '1 hour' AND phase_id = ANY (h.phases) OFFSET 0
            ) e
            JOIN latest l ON l.hour = h.hour AND l.phase_id = e.phase_id
            WHERE CASE l.kind
