@@ -28,9 +28,9 @@ const COUNTS = ['runs', 'phase_runs', 'failure_runs', 'retries', 'retry_runs', '
 type CountsRow = { family: string; phase_id: string; detail: string } & Record<(typeof COUNTS)[number], number>;
 
 const IN_WINDOW = (alias: string) => `${alias}.hour >= $1 AND ${alias}.hour < $2`;
-/** Samples and top files come from an item's latest events: up to this many, from up to SAMPLE_HOURS of its latest hours. */
-const SAMPLE_EVENTS = 100;
-const SAMPLE_HOURS = 3;
+/** Samples and top files come from an item's latest events: up to this many (for a cost sink, from up to SAMPLE_HOURS hours). */
+const SAMPLE_EVENTS = 50;
+const SAMPLE_HOURS = 24;
 
 export interface AnalyzeOptions {
   /** A duration such as 7d (default), or explicit from/to (ISO-8601). */
@@ -161,51 +161,51 @@ async function addDetails(pool: Pool, window: Window, stats: WindowStats, top: n
        FROM running WHERE below >= ceil(0.95 * total) ORDER BY phase_id, bucket`,
       [window.from, window.to, sinks.map((c) => c.phase_id)],
     ),
-    // Samples and top files: the events behind each item in the latest hours that hold SAMPLE_EVENTS of them (the
-    // hours come from the rollups, so only those hours' events are read).
+    // Samples and top files: the latest SAMPLE_EVENTS events behind each item. A failure, retry or flaky test walks
+    // back through the phase's failed and retried attempts (a partial index); a cost sink reads the latest hours that
+    // hold enough of its phase's events (the rollups say which), one index probe per hour.
     query<{ kind: string; phase_id: string; detail: string; runs: string[]; rationales: string[]; files: FileCount[] }>(
       `WITH ${ITEMS},
        hours AS (
          SELECT i.kind, i.phase_id, i.detail, o.hour, sum(o.events) AS n
          -- one scan of the window's rows, hashed against the items (OFFSET 0: not one index scan per item)
          FROM items i JOIN (SELECT * FROM rollup_outcomes o WHERE ${IN_WINDOW('o')} OFFSET 0) o ON o.phase_id = i.phase_id
-           AND (i.kind = 'cost' OR (i.kind = 'failure' AND o.outcome <> 'SUCCESS' AND o.stop_reason = i.detail))
-         GROUP BY 1, 2, 3, 4
-         UNION ALL
-         SELECT i.kind, i.phase_id, i.detail, c.hour, sum(CASE i.kind WHEN 'retry' THEN c.retries ELSE c.test_fails END)
-         FROM items i JOIN rollup_counts c ON c.phase_id = i.phase_id AND c.detail = i.detail
-           AND c.family = CASE i.kind WHEN 'retry' THEN 'reason' ELSE 'test' END
-         WHERE i.kind IN ('retry', 'flaky') AND ${IN_WINDOW('c')} GROUP BY 1, 2, 3, 4
+         WHERE i.kind = 'cost' GROUP BY 1, 2, 3, 4
        ), latest AS (
-         -- each item's latest hours until they hold SAMPLE_EVENTS of its events, at most SAMPLE_HOURS of them
          SELECT kind, phase_id, detail, hour FROM (
            SELECT *, sum(n) OVER w - n AS later, row_number() OVER w AS nth FROM hours WHERE n > 0
            WINDOW w AS (PARTITION BY kind, phase_id, detail ORDER BY hour DESC)
          ) h WHERE later < ${SAMPLE_EVENTS} AND nth <= ${SAMPLE_HOURS}
        ), behind AS (
-         SELECT * FROM (
-           SELECT l.kind, l.phase_id, l.detail, e.run_id, e.decision_rationale, e.files,
-                  row_number() OVER (PARTITION BY l.kind, l.phase_id, l.detail ORDER BY e.occurred_at DESC, e.run_id, e.event_id) AS n
+         SELECT *, row_number() OVER (PARTITION BY kind, phase_id, detail ORDER BY occurred_at DESC, run_id, event_id) AS n FROM (
+           SELECT l.kind, l.phase_id, l.detail, e.run_id, e.decision_rationale, e.files, e.occurred_at, e.event_id
            FROM (SELECT hour, array_agg(DISTINCT phase_id) AS phases FROM latest GROUP BY hour) h
-           -- one index probe per hour (OFFSET 0 keeps the planner from scanning the table once for all hours)
+           -- OFFSET 0 keeps one probe per hour rather than one scan of the table for all hours
            CROSS JOIN LATERAL (
              SELECT * FROM phase_outcome_events
              WHERE occurred_at >= h.hour AND occurred_at < h.hour + interval '1 hour' AND phase_id = ANY (h.phases) OFFSET 0
            ) e
            JOIN latest l ON l.hour = h.hour AND l.phase_id = e.phase_id
-           WHERE CASE l.kind
-             WHEN 'cost' THEN true
-             WHEN 'failure' THEN e.outcome <> 'SUCCESS' AND coalesce(e.stop_reason, '(none)') = l.detail
-             WHEN 'retry' THEN e.attempt > 1 AND l.detail = coalesce((
-               SELECT CASE WHEN p.outcome <> 'SUCCESS' THEN coalesce(p.stop_reason, '(none)') END FROM phase_outcome_events p
-               WHERE p.run_id = e.run_id AND p.phase_id = e.phase_id AND p.attempt = e.attempt - 1 ORDER BY p.event_id DESC LIMIT 1), 'unknown')
-             ELSE e.outcome <> 'SUCCESS' AND l.detail = ANY (e.tests_failed)
-           END
-         ) b WHERE n <= ${SAMPLE_EVENTS}
+           UNION ALL
+           SELECT i.kind, i.phase_id, i.detail, e.run_id, e.decision_rationale, e.files, e.occurred_at, e.event_id
+           FROM items i CROSS JOIN LATERAL (
+             SELECT * FROM phase_outcome_events e
+             WHERE e.phase_id = i.phase_id AND (e.outcome <> 'SUCCESS' OR e.attempt > 1) AND e.occurred_at >= $1 AND e.occurred_at < $2
+               AND CASE i.kind
+                 WHEN 'failure' THEN e.outcome <> 'SUCCESS' AND coalesce(e.stop_reason, '(none)') = i.detail
+                 WHEN 'retry' THEN e.attempt > 1 AND i.detail = coalesce((
+                   SELECT CASE WHEN p.outcome <> 'SUCCESS' THEN coalesce(p.stop_reason, '(none)') END FROM phase_outcome_events p
+                   WHERE p.run_id = e.run_id AND p.phase_id = e.phase_id AND p.attempt = e.attempt - 1 ORDER BY p.event_id DESC LIMIT 1), 'unknown')
+                 ELSE e.outcome <> 'SUCCESS' AND i.detail = ANY (e.tests_failed)
+               END
+             ORDER BY e.occurred_at DESC LIMIT ${SAMPLE_EVENTS}
+           ) e
+           WHERE i.kind <> 'cost'
+         ) b
        ), files AS (
          SELECT kind, phase_id, detail, path, count(*)::int AS events,
                 row_number() OVER (PARTITION BY kind, phase_id, detail ORDER BY count(*) DESC, path) AS n
-         FROM behind, unnest(files) AS path GROUP BY kind, phase_id, detail, path
+         FROM behind, unnest(files) AS path WHERE behind.n <= ${SAMPLE_EVENTS} GROUP BY kind, phase_id, detail, path
        )
        SELECT kind, phase_id, detail,
               (array_agg(run_id ORDER BY n) FILTER (WHERE n <= 20)) AS runs,

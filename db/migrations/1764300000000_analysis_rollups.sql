@@ -12,6 +12,8 @@
 -- only equality is needed, and they cost ingestion less than B-trees on these text columns).
 CREATE INDEX phase_outcome_events_run ON phase_outcome_events USING hash (run_id);
 CREATE INDEX phase_outcome_events_commit ON phase_outcome_events USING hash (commit_sha);
+-- A phase's failed and retried attempts, latest first: the samples and files behind a failure, retry or flaky test.
+CREATE INDEX phase_outcome_events_trouble ON phase_outcome_events (phase_id, occurred_at) WHERE outcome <> 'SUCCESS' OR attempt > 1;
 -- Which phase + commit pairs have a failing test (a small index: only such events are in it).
 CREATE INDEX phase_outcome_events_failed_tests ON phase_outcome_events (commit_sha, phase_id) WHERE outcome <> 'SUCCESS' AND tests_failed IS NOT NULL;
 
@@ -270,5 +272,6 @@ DROP TABLE rollup_pending, rollup_counts, rollup_tokens, rollup_outcomes;
 DROP FUNCTION road_token_value(integer);
 DROP FUNCTION road_token_bucket(bigint);
 DROP INDEX phase_outcome_events_failed_tests;
+DROP INDEX phase_outcome_events_trouble;
 DROP INDEX phase_outcome_events_commit;
 DROP INDEX phase_outcome_events_run;
