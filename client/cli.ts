@@ -330,6 +330,14 @@ async function runAnalysis(pool: Pool, opts: AnalyzeCliOptions) {
   // A large window takes seconds: a spinner on the terminal (stderr, so JSON on stdout stays clean).
   const spinner = drawable() ? spinnerOn('analysing telemetry…').start() : undefined; // off a terminal: silent
   try {
+    // Events stored since the last fold are folded into the rollups first (analyze does it too; this shows it).
+    const { foldPendingEvents, pendingEvents } = await import('../db/rollups.js');
+    const pending = spinner ? await pendingEvents(pool) : 0;
+    if (pending && spinner) {
+      spinner.text = `folding ${pending.toLocaleString('en-US')} new events into the analysis rollups…`;
+      await foldPendingEvents(pool);
+      spinner.text = 'analysing telemetry…';
+    }
     const report = await analyze(pool, opts, new Date());
     spinner?.succeed(`analysed ${report.totals.events.toLocaleString('en-US')} events from ${report.window.from} to ${report.window.to}`);
     return report;

@@ -105,12 +105,15 @@ BEGIN
     event_id text, run_id text, phase_id text, attempt integer, outcome phase_outcome, stop_reason text,
     tokens_used bigint, tests_failed text[], commit_sha text, occurred_at timestamptz
   ) ON COMMIT DELETE ROWS;
-  -- LIMIT 1 keeps each lookup a primary-key probe (a join would sort or hash the whole events table).
+  -- LIMIT 1 keeps each lookup a primary-key probe (a join would sort or hash the whole events table). EXECUTE plans
+  -- each statement afresh: a plan cached by this session when the table was small would probe it the wrong way later.
+  EXECUTE $q$
   WITH taken AS (DELETE FROM rollup_pending RETURNING event_id)
   INSERT INTO road_batch
   SELECT e.* FROM taken, LATERAL (
     SELECT event_id, run_id, phase_id, attempt, outcome, stop_reason, tokens_used, tests_failed, commit_sha, occurred_at
-    FROM phase_outcome_events WHERE event_id = taken.event_id LIMIT 1) e;
+    FROM phase_outcome_events WHERE event_id = taken.event_id LIMIT 1) e
+  $q$;
   GET DIAGNOSTICS folded = ROW_COUNT;
   IF folded = 0 THEN
     RETURN 0;
@@ -118,29 +121,39 @@ BEGIN
   ANALYZE road_batch;
   PERFORM set_config('work_mem', '256MB', true); -- the batch's sorts and hashes in memory (for this transaction only)
 
+  EXECUTE $q$
   INSERT INTO rollup_outcomes AS r (hour, phase_id, outcome, stop_reason, events, token_events, tokens, first_at, last_at)
   SELECT date_trunc('hour', occurred_at, 'UTC'), phase_id, outcome, coalesce(stop_reason, '(none)'),
          count(*), count(tokens_used), coalesce(sum(tokens_used), 0), min(occurred_at), max(occurred_at)
   FROM road_batch GROUP BY 1, 2, 3, 4
   ON CONFLICT (hour, phase_id, outcome, stop_reason) DO UPDATE SET
     events = r.events + excluded.events, token_events = r.token_events + excluded.token_events,
-    tokens = r.tokens + excluded.tokens, first_at = least(r.first_at, excluded.first_at), last_at = greatest(r.last_at, excluded.last_at);
+    tokens = r.tokens + excluded.tokens, first_at = least(r.first_at, excluded.first_at), last_at = greatest(r.last_at, excluded.last_at)
+  $q$;
 
+  EXECUTE $q$
   INSERT INTO rollup_tokens AS r (phase_id, hour, bucket, events)
   SELECT phase_id, date_trunc('hour', occurred_at, 'UTC'), road_token_bucket(tokens_used), count(*)
   FROM road_batch WHERE tokens_used IS NOT NULL GROUP BY 1, 2, 3
-  ON CONFLICT (phase_id, hour, bucket) DO UPDATE SET events = r.events + excluded.events;
+  ON CONFLICT (phase_id, hour, bucket) DO UPDATE SET events = r.events + excluded.events
+  $q$;
 
   -- What the affected runs and commits contributed before (sign -1: their events already folded) and contribute now
   -- (sign +1: those and the new ones); the difference is added to the rollups. Events may arrive in any order: a late
   -- first attempt re-files the retry after it.
   -- Sorts compare text with COLLATE "C": byte order is all they need, and it is several times faster than a locale's.
-  WITH run_events AS (
-    SELECT e.event_id, e.run_id, e.phase_id, e.attempt, e.outcome, coalesce(e.stop_reason, '(none)') AS reason,
-           date_trunc('hour', e.occurred_at, 'UTC') AS hour, n.event_id IS NOT NULL AS is_new
+  EXECUTE $q$
+  -- Fetched first (MATERIALIZED), then told apart from the batch: joined inside the per-run probe, the batch would be
+  -- scanned once per run.
+  WITH run_rows AS MATERIALIZED (
+    SELECT e.event_id, e.run_id, e.phase_id, e.attempt, e.outcome, e.stop_reason, e.occurred_at
     FROM (SELECT DISTINCT run_id FROM road_batch) runs
     CROSS JOIN LATERAL (SELECT * FROM phase_outcome_events WHERE run_id = runs.run_id OFFSET 0) e
-    LEFT JOIN (SELECT event_id FROM road_batch) n ON n.event_id = e.event_id
+  ),
+  run_events AS (
+    SELECT e.event_id, e.run_id, e.phase_id, e.attempt, e.outcome, coalesce(e.stop_reason, '(none)') AS reason,
+           date_trunc('hour', e.occurred_at, 'UTC') AS hour, n.event_id IS NOT NULL AS is_new
+    FROM run_rows e LEFT JOIN (SELECT event_id FROM road_batch) n ON n.event_id = e.event_id
   ),
   r AS (
     SELECT 1 AS sign, * FROM run_events
@@ -163,18 +176,20 @@ BEGIN
   ),
   -- Observations of each test that failed at a phase and commit: a failure when it is among the attempt's failed
   -- tests, a pass when the phase succeeded without it failing. Only commits where some test failed are looked at.
+  -- (a join, not a correlated EXISTS: whatever the planner picks stays within the small partial index, where a
+  -- misestimated EXISTS once scanned the whole table per batch row)
   commits AS (
     SELECT DISTINCT b.commit_sha, b.phase_id FROM road_batch b
-    WHERE b.commit_sha IS NOT NULL AND ((b.outcome <> 'SUCCESS' AND b.tests_failed IS NOT NULL) OR EXISTS (
-      SELECT 1 FROM phase_outcome_events f
-      WHERE f.commit_sha = b.commit_sha AND f.phase_id = b.phase_id AND f.outcome <> 'SUCCESS' AND f.tests_failed IS NOT NULL))
+    JOIN phase_outcome_events f ON f.commit_sha = b.commit_sha AND f.phase_id = b.phase_id AND f.outcome <> 'SUCCESS' AND f.tests_failed IS NOT NULL
   ),
-  commit_events AS (
-    SELECT e.event_id, e.run_id, e.phase_id, e.commit_sha, e.outcome, e.tests_failed, e.occurred_at,
-           date_trunc('hour', e.occurred_at, 'UTC') AS hour, n.event_id IS NOT NULL AS is_new
+  commit_rows AS MATERIALIZED (
+    SELECT e.event_id, e.run_id, e.phase_id, e.commit_sha, e.outcome, e.tests_failed, e.occurred_at
     FROM commits
     CROSS JOIN LATERAL (SELECT * FROM phase_outcome_events WHERE commit_sha = commits.commit_sha AND phase_id = commits.phase_id OFFSET 0) e
-    LEFT JOIN (SELECT event_id FROM road_batch) n ON n.event_id = e.event_id
+  ),
+  commit_events AS (
+    SELECT e.*, date_trunc('hour', e.occurred_at, 'UTC') AS hour, n.event_id IS NOT NULL AS is_new
+    FROM commit_rows e LEFT JOIN (SELECT event_id FROM road_batch) n ON n.event_id = e.event_id
   ),
   c AS (
     SELECT 1 AS sign, * FROM commit_events
@@ -235,7 +250,8 @@ BEGIN
   ON CONFLICT (hour, family, phase_id, detail, lo, hi) DO UPDATE SET
     runs = r.runs + excluded.runs, phase_runs = r.phase_runs + excluded.phase_runs, failure_runs = r.failure_runs + excluded.failure_runs,
     retries = r.retries + excluded.retries, retry_runs = r.retry_runs + excluded.retry_runs, test_fails = r.test_fails + excluded.test_fails,
-    test_passes = r.test_passes + excluded.test_passes, flips = r.flips + excluded.flips, flaky_commits = r.flaky_commits + excluded.flaky_commits;
+    test_passes = r.test_passes + excluded.test_passes, flips = r.flips + excluded.flips, flaky_commits = r.flaky_commits + excluded.flaky_commits
+  $q$;
 
   RETURN folded;
 END
