@@ -2,7 +2,6 @@
 import type { Client } from '@temporalio/client';
 import { migrate } from '../db/migrate.js';
 import type { Pool } from '../db/pool.js';
-import { keepRollupsCurrent } from '../db/rollups.js';
 import type { RoadConfig } from '../domain/config.js';
 import { requireDatabaseUrl } from './config.js';
 import { UsageError } from './errors.js';
@@ -29,12 +28,9 @@ export async function runServer(options: ServeOptions): Promise<void> {
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new Error(`port ${options.port} is already in use; choose another with --port`, { cause: error });
     throw error;
   }
-  // Events stored through the API are folded into the analysis rollups every few seconds.
-  const stopFolding = keepRollupsCurrent(options.pool, { onError: (error) => app.log.warn({ err: error }, 'folding events into the analysis rollups failed (retrying)') });
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
   await app.close();
-  await stopFolding();
 }
