@@ -1,7 +1,7 @@
 /**
- * The SQL side of ROAD-B. Every aggregate comes from the hourly rollups the database keeps as events are stored
- * (migration 1764300000000_analysis_rollups.sql): a 7-day window is a few hundred thousand rollup rows, however many
- * events it holds. Only the samples of the top items read events, from the latest hours that hold them.
+ * The SQL side of ROAD-B. Every aggregate comes from hourly rollups that stored events are folded into (migration
+ * 1764300000000_analysis_rollups.sql, db/rollups.ts): a 7-day window is a few hundred thousand rollup rows, however
+ * many events it holds. Only the samples and files of the top items read events: the latest ones behind each item.
  */
 import {
   ORDERINGS,

@@ -1,7 +1,7 @@
 /**
  * The analysis rollups (migration 1764300000000_analysis_rollups.sql): stored events are noted as pending by a
  * trigger and folded into the hourly rollups here — by every analysis before it reads, and every few seconds by the
- * worker and `road serve`, so an analysis rarely has more than a few seconds of events to fold.
+ * worker (`road worker`, `road dev`), so an analysis rarely has more than a few seconds of events to fold.
  */
 import { inTransaction, withClient, type Pool } from './pool.js';
 

@@ -1,8 +1,8 @@
 -- Up Migration
 -- Hourly rollups for the analysis (ROAD-B). Every way events get in (the judging COPY, INSERT … ON CONFLICT, a
 -- user's own COPY) notes their ids in rollup_pending through a statement trigger — cheap, so ingestion keeps its
--- speed — and road_rollup_pending() folds the pending events into the rollups in one set-based pass: the worker and
--- `road serve` call it every few seconds, and every analysis calls it first, so a report always covers every event
+-- speed — and road_rollup_pending() folds the pending events into the rollups in one set-based pass: the worker calls it
+-- every few seconds, and every analysis calls it first, so a report always covers every event
 -- committed before it started. An analysis then reads a few hundred thousand rollup rows instead of millions of events.
 --
 -- Counts that are not additive (distinct runs, flips between consecutive observations) stay exact by recording, for
