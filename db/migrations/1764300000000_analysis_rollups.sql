@@ -76,8 +76,6 @@ CREATE TABLE rollup_counts (
   flaky_commits bigint NOT NULL,
   PRIMARY KEY (hour, family, phase_id, detail, lo, hi)
 );
--- An item's hours (where its latest samples are).
-CREATE INDEX rollup_counts_item ON rollup_counts (phase_id, detail, hour);
 
 -- Ids of stored events not yet folded into the rollups.
 CREATE TABLE rollup_pending (event_id text NOT NULL);
