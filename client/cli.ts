@@ -13,11 +13,12 @@ import { isProvisioned, provision, type ProvisionReporter } from '../scripts/pro
 import { startApprovalGate, submitDecision } from './approvals.js';
 import { loadConfig, readDevState, requireDatabaseUrl } from './config.js';
 import { UsageError } from './errors.js';
-import { formatTable, relativeTime } from './format.js';
+import { formatTable, printJson, relativeTime } from './format.js';
+import { registerTaskCommands } from './commands/tasks.js';
 import { connectClient, uiWorkflowUrl } from './temporal.js';
 
 /** Resources a command opens lazily and the CLI closes on exit. */
-class Session {
+export class Session {
   private client?: Client;
   private pool?: Pool;
   readonly config: RoadConfig;
@@ -61,9 +62,6 @@ export async function ensureProvisioned(): Promise<void> {
   if (!isProvisioned()) await provision(spinnerReporter());
 }
 
-const printJson = (value: unknown): void => {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
-};
 
 export function buildProgram(session: () => Session): Command {
   const program = new Command('road')
@@ -206,6 +204,7 @@ export function buildProgram(session: () => Session): Command {
   });
 
   const tasks = program.command('tasks').description('follow-up tasks generated from the analysis');
+  registerTaskCommands(tasks, session);
   tasks
     .command('list', { isDefault: true })
     .description('list follow-up tasks with their status (default)')

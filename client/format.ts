@@ -20,3 +20,8 @@ export function relativeTime(at: Date, now: number): string {
   const text = parts.join(' ') || '0s';
   return delta >= 0 ? `in ${text}` : `${text} ago`;
 }
+
+/** Data for scripts: indented JSON on stdout. */
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}

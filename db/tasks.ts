@@ -38,18 +38,26 @@ export interface StoredTask extends Omit<FollowupTask, 'status'> {
   status: TaskStatus;
   generation: number;
   created_at: string;
+  /** What the task's workflow last said about it (why it failed, who approved it, …). */
+  status_note: string | null;
 }
+
+const SELECT_TASK = `
+  SELECT task_id AS id, fingerprint, type, rank, severity, status, title, description, phase_ids, evidence, allowed_files,
+         scope, test_plan, preflight, max_attempts, approval_gate, generation::int AS generation, created_at, status_note
+    FROM followup_tasks`;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a row of SELECT_TASK
+const storedTask = (r: any): StoredTask => ({ ...r, type: r.type as IssueType, severity: r.severity as Severity, created_at: (r.created_at as Date).toISOString() });
 
 export async function listTasks(pool: Pool, filter: { status?: TaskStatus; open?: boolean } = {}): Promise<StoredTask[]> {
   const { rows } = await pool.query(
-    `SELECT task_id AS id, fingerprint, type, rank, severity, status, title, description, phase_ids, evidence, allowed_files,
-            scope, test_plan, preflight, max_attempts, approval_gate, generation::int AS generation, created_at
-     FROM followup_tasks
+    `${SELECT_TASK}
      WHERE ($1::task_status IS NULL OR status = $1) AND (NOT $2 OR status = ANY($3::task_status[]))
      ORDER BY generation DESC, rank`,
     [filter.status ?? null, filter.open ?? false, OPEN_STATUSES],
   );
-  return rows.map((r) => ({ ...r, type: r.type as IssueType, severity: r.severity as Severity, created_at: (r.created_at as Date).toISOString() }));
+  return rows.map(storedTask);
 }
 
 /** ROAD-C end to end: the report's merged ranking → tasks (skipping issues with an open task) → saved. */
@@ -62,4 +70,26 @@ export async function createFollowupTasks(
   const { saved, generation } = await saveTasks(pool, generated.tasks);
   const raced = generated.tasks.filter((t) => !saved.some((s) => s.fingerprint === t.fingerprint));
   return { saved, generation, skipped: [...generated.skipped, ...raced.map((t) => ({ rank: t.rank, type: t.type, fingerprint: t.fingerprint }))] };
+}
+
+/** One stored task, or undefined. */
+export async function getTask(pool: Pool, taskId: string): Promise<StoredTask | undefined> {
+  const { rows } = await pool.query(
+    `${SELECT_TASK} WHERE task_id = $1`,
+    [taskId],
+  );
+  return rows[0] && storedTask(rows[0]);
+}
+
+/**
+ * Moves a task to a status (idempotent: setting the status it has changes nothing). A closed task is not reopened
+ * by a late retry of an earlier step: done, rejected and abandoned are final.
+ */
+export async function updateTaskStatus(pool: Pool, taskId: string, status: TaskStatus, note: string | null = null): Promise<boolean> {
+  const { rowCount } = await pool.query(
+    `UPDATE followup_tasks SET status = $2, status_note = $4, updated_at = now()
+      WHERE task_id = $1 AND (status = $2 OR status = ANY($3::task_status[]))`,
+    [taskId, status, OPEN_STATUSES, note],
+  );
+  return Boolean(rowCount);
 }

@@ -151,7 +151,7 @@ function taskFor(issue: RankedIssue, rank: number, fingerprint: string, options:
         title: `Stop "${f.stop_reason}" failures in ${f.phase_id}`,
         description: `${f.phase_id} ended ${f.count} time(s) with "${f.stop_reason}" (${f.outcomes.FAILED} FAILED, ${f.outcomes.TIMEOUT} TIMEOUT, ${f.outcomes.STUCK} STUCK) in ${f.runs_affected} run(s): ${pctText(f.share_of_phase)} of the phase's attempts.`,
         phase_ids: [f.phase_id],
-        evidence: { count: f.count, outcomes: f.outcomes, share_of_phase: f.share_of_phase, runs_affected: f.runs_affected, first_seen: f.first_seen, last_seen: f.last_seen, sample_runs: f.sample_runs, sample_rationales: f.sample_rationales, change: f.change },
+        evidence: { stop_reason: f.stop_reason, count: f.count, outcomes: f.outcomes, share_of_phase: f.share_of_phase, runs_affected: f.runs_affected, first_seen: f.first_seen, last_seen: f.last_seen, sample_runs: f.sample_runs, sample_rationales: f.sample_rationales, change: f.change },
         test_plan: [{ metric: `${f.phase_id} attempts ending with "${f.stop_reason}"`, target: 'the failure does not recur in replay', comparison: '==', threshold: 0, relative_to_baseline: false }],
         preflight: preflight(f.phase_id, [`the baseline reproduces "${f.stop_reason}" in replay`]),
       };

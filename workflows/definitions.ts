@@ -5,6 +5,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { ApprovalState, DecisionAttempt, DecisionInput } from '../domain/approval.js';
+import type { FollowupTaskStatus, SubmitCandidateInput } from '../domain/followup.js';
 
 export const TASK_QUEUE_DEFAULT = 'road';
 
@@ -33,3 +34,24 @@ export const SEARCH_ATTRIBUTES = {
   RoadIssueType: 'KEYWORD',
   RoadPhase: 'KEYWORD_LIST',
 } as const;
+
+// ---- follow-up task (ROAD-E) and its replay campaign
+/** Workflow type names, for clients that start them by name. */
+export const FOLLOWUP_TASK_WORKFLOW = 'followupTask';
+export const REPLAY_CAMPAIGN_WORKFLOW = 'replayCampaign';
+/** A person's fix for a task whose executor is "manual": a ref in the target repository and who wrote it. */
+export const submitCandidateSignal = defineSignal<[SubmitCandidateInput]>('submitCandidate');
+export const followupTaskStatusQuery = defineQuery<FollowupTaskStatus>('followupTaskStatus');
+export const replayProgressQuery = defineQuery<ReplayProgress>('replayProgress');
+export { taskWorkflowId, replayWorkflowId } from '../domain/followup.js';
+
+export interface ReplayProgress {
+  campaignId: string;
+  total: number;
+  done: number;
+  running: number;
+  /** Successes so far per arm. */
+  successes: { baseline: number; treatment: number };
+  finished: { baseline: number; treatment: number };
+  failedRuns: number;
+}

@@ -1,2 +1,4 @@
 /** The workflows the ROAD worker runs. */
 export { approvalGate } from './approvalGate.js';
+export { followupTask } from './followupTask.js';
+export { replayCampaign } from './replayCampaign.js';
