@@ -1,18 +1,19 @@
 #!/usr/bin/env node
 /**
- * `road`: the command line of ROAD. Exit status: 0 success, 2 bad input (one line naming the problem), 1 other failure.
+ * `road`: the command line of ROAD. Exit status: 0 success, 2 bad input (one line naming the problem), 3 not found,
+ * 4 conflict, 5 forbidden, 6 not configured, 75 a dependency unreachable (retry later), 1 other failure (client/errors.ts).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Client } from '@temporalio/client';
 import ora from 'ora';
 import { listApprovals } from '../db/approvals.js';
 import { createPool, type Pool } from '../db/pool.js';
-import type { ApprovalState } from '../domain/approval.js';
+import { decisionSummary, type ApprovalState } from '../domain/approval.js';
 import type { RoadConfig } from '../domain/config.js';
 import { isProvisioned, provision, type ProvisionReporter } from '../scripts/provision.js';
 import { startApprovalGate, submitDecision } from './approvals.js';
 import { loadConfig, readDevState, requireDatabaseUrl } from './config.js';
-import { UsageError } from './errors.js';
+import { classifyError, exitCodeOf, UsageError } from './errors.js';
 import { formatTable, printJson, relativeTime } from './format.js';
 import { registerTaskCommands } from './commands/tasks.js';
 import { connectClient, uiWorkflowUrl } from './temporal.js';
@@ -89,10 +90,11 @@ export function buildProgram(session: () => Session): Command {
 
   program
     .command('worker')
-    .description('run the ROAD worker against TEMPORAL_ADDRESS and DATABASE_URL')
-    .action(async () => {
+    .description('run the ROAD worker against TEMPORAL_ADDRESS and DATABASE_URL (workflows, activities and replay runs)')
+    .option('--replay-only', 'poll only the replay task queue (replay.taskQueue): add replay capacity on another machine')
+    .action(async (opts: { replayOnly?: boolean }) => {
       const { runWorker } = await import('./run-worker.js');
-      await runWorker(session().config);
+      await runWorker(session().config, { replayOnly: opts.replayOnly });
     });
 
   program
@@ -411,7 +413,7 @@ function eventFromOptions(o: RecordOptions): Record<string, unknown> {
 
 function printDecision(state: ApprovalState, json?: boolean): void {
   if (json) return printJson(state);
-  console.log(`${state.taskId}: ${state.status} by ${state.decidedBy} at ${state.decidedAt}${state.decisionNote ? ` — "${state.decisionNote}"` : ''}`);
+  console.log(`${state.taskId}: ${decisionSummary(state)}`);
   console.log(`can_merge: ${state.canMerge}${state.verdict ? ` (replay verdict ${state.verdict})` : ' (no replay verdict recorded)'}`);
 }
 
@@ -423,14 +425,10 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return 0;
   } catch (error) {
-    if (error instanceof CommanderError) {
-      // --help and --version exit 0; commander has already printed its message.
-      return error.exitCode === 0 ? 0 : 2;
-    }
-    const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`road: ${message}\n`);
+    // commander has already printed its own message (and --help / --version exit 0).
+    if (!(error instanceof CommanderError)) process.stderr.write(`road: ${classifyError(error).message}\n`);
     if (argv.includes('--debug') && error instanceof Error) process.stderr.write(`${error.stack}\n`);
-    return error instanceof UsageError ? 2 : 1;
+    return exitCodeOf(error); // client/errors.ts: 2 invalid input, 3 not found, 4 conflict, 5 forbidden, …
   } finally {
     await opened?.close();
   }

@@ -14,7 +14,8 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded.js'
 import type { RoadConfig } from '../domain/config.js';
 import { toolPaths } from '../scripts/provision.js';
 import { SEARCH_ATTRIBUTES } from '../workflows/definitions.js';
-import { createRoadWorker } from '../workers/worker.js';
+import { createReplayWorker, createRoadWorker } from '../workers/worker.js';
+import { disposeReplayWorktrees } from '../activities/replay.js';
 import { DEV_STATE_FILE, STATE_DIR, type DevState } from './config.js';
 import { installRuntime } from '../workers/runtime.js';
 
@@ -82,6 +83,16 @@ export async function runDev(config: RoadConfig): Promise<void> {
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
     });
+    // Replay runs poll their own task queue (replay.taskQueue), as replay workers on other machines would.
+    const replayWorker = await createReplayWorker({ connection, namespace: 'default', pool, config });
+    const replaying = replayWorker?.run();
+    if (replayWorker) {
+      cleanups.push(async () => {
+        if (replayWorker.getState() === 'RUNNING') replayWorker.shutdown();
+        await replaying;
+        await disposeReplayWorktrees();
+      });
+    }
 
     const uiUrl = `http://localhost:${uiPort}`;
     const state: DevState = { temporalAddress: address, namespace: 'default', taskQueue: config.temporal.taskQueue, databaseUrl, uiUrl, pid: process.pid };
@@ -111,6 +122,7 @@ export async function runDev(config: RoadConfig): Promise<void> {
       stopped.then(() => 'signal' as const),
       exited.then(() => 'temporal' as const),
       running.then(() => 'worker' as const),
+      ...(replaying ? [replaying.then(() => 'worker' as const)] : []),
     ]);
     if (why !== 'signal') throw new Error(`the ${why === 'temporal' ? 'Temporal dev server' : 'worker'} stopped unexpectedly; see ${path.join(STATE_DIR, 'temporal.log')}`);
   } finally {

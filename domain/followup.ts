@@ -95,7 +95,11 @@ export function interleavedRuns(cases: readonly ReplayCase[], repeats: number): 
 }
 
 /** The runs behind the task's evidence, as replay cases (the configured list wins when there is one). */
-export function casesFor(task: Pick<FollowupTask, 'evidence' | 'phase_ids'>, configured: readonly ReplayCase[] | undefined, max = 20): ReplayCase[] {
+export function casesFor(
+  task: Pick<FollowupTask, 'evidence' | 'phase_ids'>,
+  configured: ReadonlyArray<{ id: string; phaseId?: string | null }> | undefined,
+  max = 20,
+): ReplayCase[] {
   if (configured?.length) return configured.slice(0, 100).map((c) => ({ id: c.id, phaseId: c.phaseId ?? null }));
   const samples = Array.isArray(task.evidence.sample_runs) ? (task.evidence.sample_runs as unknown[]) : [];
   const ids = [...new Set(samples.filter((s): s is string => typeof s === 'string' && s.length > 0))].slice(0, max);

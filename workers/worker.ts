@@ -30,6 +30,24 @@ export function createRoadWorker(options: RoadWorkerOptions): Promise<Worker> {
   });
 }
 
+/**
+ * A worker for replay runs only: it polls the replay task queue (road.config.json replay.taskQueue) and runs no
+ * workflows, so replay capacity scales out by starting `road worker --replay-only` on more machines.
+ */
+export function createReplayWorker(options: Omit<RoadWorkerOptions, 'taskQueue' | 'workflowBundle'> & { config: RoadConfig }): Promise<Worker> | undefined {
+  const replay = options.config.replay;
+  if (!replay) return undefined;
+  return Worker.create({
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: replay.taskQueue,
+    activities: createActivities({ pool: options.pool, config: options.config }),
+    // Each run is a child process; a campaign bounds its own concurrency, this bounds the machine's.
+    maxConcurrentActivityTaskExecutions: Math.max(replay.concurrency, 1) * 2,
+    shutdownGraceTime: '10 seconds',
+  });
+}
+
 /** `ROAD_WORKFLOW_BUNDLE` points at the file `npm run build:bundle` writes (the Docker image sets it). */
 function prebuiltBundle(): WorkerOptions['workflowBundle'] | undefined {
   const codePath = process.env.ROAD_WORKFLOW_BUNDLE;

@@ -12,6 +12,7 @@ import {
   ChildWorkflowFailure,
   condition,
   executeChild,
+  startChild,
   log,
   proxyActivities,
   setCurrentDetails,
@@ -170,6 +171,7 @@ export async function followupTask(input: FollowupTaskInput): Promise<FollowupTa
           taskId,
           taskType: plan.task.type,
           failureStopReason: plan.failureStopReason,
+          baselineRef: candidate.baselineRef,
           baselineSha: candidate.baselineSha,
           treatmentSha: candidate.treatmentSha,
           cases: plan.cases,
@@ -192,8 +194,6 @@ export async function followupTask(input: FollowupTaskInput): Promise<FollowupTa
   }
 
   // ---- governance gate
-  moveTo('approval', `waiting for a reviewer: \`road approve ${taskId} --reviewer <you>\` or \`road reject ${taskId} --reviewer <you> --reason "…"\``);
-  await setTaskStatus({ taskId, status: 'awaiting_approval', note: `replay verdict ${replay.verdicts.gating}` });
   const request: ApprovalRequestInput = {
     taskId,
     title: plan.task.title,
@@ -215,11 +215,15 @@ export async function followupTask(input: FollowupTaskInput): Promise<FollowupTa
   };
   let approval: ApprovalState;
   try {
-    approval = await executeChild(approvalGate, {
+    const gate = await startChild(approvalGate, {
       workflowId: approvalWorkflowId(taskId),
       staticSummary: `Approval gate for ${taskId}: ${plan.task.title}`,
       args: [request],
     });
+    // The stage says "waiting for a reviewer" only once there is a gate to decide.
+    moveTo('approval', `waiting for a reviewer: \`road approve ${taskId} --reviewer <you>\` or \`road reject ${taskId} --reviewer <you> --reason "…"\``);
+    await setTaskStatus({ taskId, status: 'awaiting_approval', note: `replay verdict ${replay.verdicts.gating}` });
+    approval = await gate.result();
   } catch (error) {
     return finish('failed', `the approval gate failed: ${failureMessage(error)}`);
   }

@@ -19,6 +19,7 @@ export interface ReplayCampaignInput {
   taskId: string;
   taskType: IssueType;
   failureStopReason: string | null;
+  baselineRef: string;
   baselineSha: string;
   treatmentSha: string;
   cases: ReplayCase[];
@@ -38,7 +39,7 @@ export interface ReplayCampaignResult {
 }
 
 // Bookkeeping in PostgreSQL must survive a database restart; permanent errors fail fast (activities/errors.ts).
-const { startCampaignRecord, storedReplayRuns, compareCampaign } = proxyActivities<Activities>({
+const { startCampaignRecord, storedReplayRuns, compareCampaign, finishCampaignRecord } = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: Number.POSITIVE_INFINITY },
 });
@@ -75,6 +76,7 @@ export async function replayCampaign(input: ReplayCampaignInput): Promise<Replay
     campaignId: input.campaignId,
     taskId: input.taskId,
     workflowId: workflowInfo().workflowId,
+    baselineRef: input.baselineRef,
     baselineSha: input.baselineSha,
     treatmentSha: input.treatmentSha,
     settings: { cases: input.cases, repeats: input.repeats, concurrency: input.concurrency, runTimeoutMs: input.runTimeoutMs, decisionMode: input.decisionMode },
@@ -126,11 +128,11 @@ export async function replayCampaign(input: ReplayCampaignInput): Promise<Replay
   if (failures.length) {
     upsertSearchAttributes([{ key: RoadStatus, value: 'FAILED' }]);
     const first = failures[0]!;
-    throw ApplicationFailure.nonRetryable(
+    const message =
       `${failures.length} of ${plan.length} replay runs could not be run (first: case ${first.run.caseId}, ${first.run.variant}, run ${first.run.runIndex}: ${first.message}); ` +
-        'stored runs are kept — run the task again to retry only the missing ones',
-      'ReplayInfrastructureFailed',
-    );
+      'stored runs are kept — run the task again to retry only the missing ones';
+    await finishCampaignRecord({ campaignId: input.campaignId, status: 'failed', error: message });
+    throw ApplicationFailure.nonRetryable(message, 'ReplayInfrastructureFailed');
   }
 
   const compared = await compareCampaign({
