@@ -1,6 +1,7 @@
 /**
  * Every side effect of ROAD's workflows. Built by one factory so that the worker, and tests, inject the pool
  * (and later the config, clock and command runner). Each activity is idempotent: a retry writes nothing twice.
+ * Every activity's failures are classified (activities/errors.ts): only faults that heal are retried.
  */
 import type { ApprovalRequest, ApprovalState, DecisionAttempt } from '../domain/approval.js';
 import { saveApprovalOutcome, saveApprovalRequest, saveDecisionAttempt } from '../db/approvals.js';
@@ -9,6 +10,7 @@ import { analyze, type AnalyzeOptions } from '../db/analysis.js';
 import { createFollowupTasks } from '../db/tasks.js';
 import type { AnalysisReport } from '../domain/analysis.js';
 import { configSchema, type RoadConfig } from '../domain/config.js';
+import { classifyActivityFailures } from './errors.js';
 
 export interface ActivityDeps {
   pool: Pool;
@@ -18,8 +20,14 @@ export interface ActivityDeps {
   now?: () => Date;
 }
 
+/** One decision attempt for the audit; named because it lives in workflow histories. */
+export interface RecordDecisionAttemptInput {
+  requestId: string;
+  attempt: DecisionAttempt;
+}
+
 export function createActivities({ pool, config = configSchema.parse({}), now = () => new Date() }: ActivityDeps) {
-  return {
+  return classifyActivityFailures({
     /** ROAD-B for the loop: the same versioned JSON report as `road analyze --json`. Read-only, so safe to retry. */
     async analyzeTelemetry(input: AnalyzeOptions): Promise<AnalysisReport> {
       return analyze(pool, input, now());
@@ -34,7 +42,8 @@ export function createActivities({ pool, config = configSchema.parse({}), now = 
       await saveApprovalRequest(pool, input.workflowId, input.state, input.request);
     },
 
-    async recordDecisionAttempt(input: { requestId: string; taskId: string; attempt: DecisionAttempt }): Promise<void> {
+    /** Histories from before decisions were validated may hold any attempt: saveDecisionAttempt stores it safely. */
+    async recordDecisionAttempt(input: RecordDecisionAttemptInput): Promise<void> {
       await saveDecisionAttempt(pool, input.requestId, input.attempt, 'workflow');
     },
 
@@ -48,7 +57,7 @@ export function createActivities({ pool, config = configSchema.parse({}), now = 
     }): Promise<void> {
       await saveApprovalOutcome(pool, input);
     },
-  };
+  });
 }
 
 export type RoadActivities = ReturnType<typeof createActivities>;
