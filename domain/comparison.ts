@@ -325,7 +325,7 @@ export function passHatK(successes: number, n: number, k: number): number {
 
 export function median(values: number[]): number | null {
   if (!values.length) return null;
-  const sorted = [...values].sort((a, b) => a - b);
+  const sorted = Float64Array.from(values).sort(); // a typed array sorts numerically, natively
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
@@ -392,8 +392,10 @@ interface BootstrapResult {
 /**
  * Two-stage percentile bootstrap: draw cases with replacement, then runs with replacement within each drawn case and
  * arm. Resampling cases alone cannot see run-to-run noise: with one case it would give a zero-width interval around
- * a single failure. Drawing runs within cases (the hierarchical bootstrap) keeps both sources of variation. A run is
- * the unit drawn: its success, tokens and duration go together, so the three intervals come from the same replicates.
+ * a single failure. Drawing runs within cases (the hierarchical bootstrap) keeps both sources of variation. With many
+ * cases it is conservative — the per-case differences already carry the run-to-run noise, and drawing runs adds it
+ * again (at most √2 wider, when all cases behave alike) — which errs toward INCONCLUSIVE, never toward a verdict.
+ * A run is the unit drawn: its success, tokens and duration go together, so the three intervals share replicates.
  */
 function bootstrap(cases: CaseData[], resamples: number, seed: string): BootstrapResult {
   const m = cases.length;
