@@ -573,10 +573,10 @@ function seedVerdict(baseline: ArmSummary, treatment: ArmSummary): SeedResult {
   const rates = `treatment ${fmtRate(treatmentRate)} (${ts}/${tn}) against baseline ${fmtRate(baselineRate)} (${bs}/${bn})`;
   let reason: string;
   if (!ok) reason = `an arm has no runs (${rates})`;
-  else if (regression) reason = `${rates}: a ${points}-point drop, over the 10-point regression threshold`;
-  else if (improvement) reason = `${rates}: a ${points}-point rise, over the 5-point improvement threshold`;
+  else if (regression) reason = `${rates}: ${aOrAn(points)} ${points}-point drop, over the 10-point regression threshold`;
+  else if (improvement) reason = `${rates}: ${aOrAn(points)} ${points}-point rise, over the 5-point improvement threshold`;
   else if (atLeastBaseline) reason = `${rates}: no regression and the treatment is at least as good`;
-  else reason = `${rates}: a ${points}-point drop (no regression) without an improvement`;
+  else reason = `${rates}: ${aOrAn(points)} ${points}-point drop (no regression) without an improvement`;
   return {
     verdict: promote ? 'PROMOTE' : 'REJECT',
     baselineRate,
@@ -724,7 +724,7 @@ function whyTheyDiffer(seed: SeedResult, stat: StatisticalResult, arms: ReplayRe
     const moreFailures = t.n - t.successes - (b.n - b.successes);
     const lead =
       b.n === t.n && moreFailures > 0
-        ? `With ${t.n} runs a side, ${moreFailures === 1 ? 'one failure' : `${moreFailures} failures`} more is a ${points}-point drop`
+        ? `With ${t.n} runs a side, ${moreFailures === 1 ? 'one failure' : `${moreFailures} failures`} more is ${aOrAn(points)} ${points}-point drop`
         : `With ${b.n} baseline and ${t.n} treatment runs, the treatment's rate is ${points} points lower`;
     const { estimate, ci95 } = stat.delta;
     const sees =
@@ -894,6 +894,11 @@ function utf8Length(text: string): number {
 
 // ——— formatting ———
 
+/** "an 8-point drop", "an 11-point rise", "a 20-point drop". */
+function aOrAn(points: number): string {
+  const whole = Math.floor(points);
+  return String(whole).startsWith('8') || whole === 11 || whole === 18 ? 'an' : 'a';
+}
 function fmtRate(x: number): string {
   return x.toFixed(2);
 }
