@@ -103,7 +103,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 }
 
 /** Where ROAD keeps what the postgres user must reach when the clone is private to root. */
-export function sharedDir(env: NodeJS.ProcessEnv = process.env): string {
+function sharedDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.resolve(env.ROAD_POSTGRES_SHARED_DIR || DEFAULT_SHARED_DIR);
 }
 
