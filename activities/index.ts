@@ -10,7 +10,12 @@ import { analyze, type AnalyzeOptions } from '../db/analysis.js';
 import { createFollowupTasks } from '../db/tasks.js';
 import type { AnalysisReport } from '../domain/analysis.js';
 import { configSchema, type RoadConfig } from '../domain/config.js';
+import { createCampaignActivities, defaultReportsDir } from './campaign.js';
+import { createCandidateActivities } from './candidate.js';
 import { classifyActivityFailures } from './errors.js';
+import { createReplayActivities } from './replay.js';
+import { createLoopActivities } from './loop.js';
+import { createTaskActivities } from './tasks.js';
 
 export interface ActivityDeps {
   pool: Pool;
@@ -18,6 +23,8 @@ export interface ActivityDeps {
   config?: RoadConfig;
   /** The clock of "now" for default windows. */
   now?: () => Date;
+  /** Where replay reports are written (default: <ROAD_HOME or .road>/reports). */
+  reportsDir?: string;
 }
 
 /** One decision attempt for the audit; named because it lives in workflow histories. */
@@ -26,8 +33,13 @@ export interface RecordDecisionAttemptInput {
   attempt: DecisionAttempt;
 }
 
-export function createActivities({ pool, config = configSchema.parse({}), now = () => new Date() }: ActivityDeps) {
+export function createActivities({ pool, config = configSchema.parse({}), now = () => new Date(), reportsDir = defaultReportsDir() }: ActivityDeps) {
   return classifyActivityFailures({
+    ...createTaskActivities({ pool, config }),
+    ...createCampaignActivities({ pool, now, reportsDir }),
+    ...createLoopActivities({ config, reportsDir }),
+    ...createCandidateActivities({ pool, config, now }),
+    ...createReplayActivities({ pool, config, now }),
     /** ROAD-B for the loop: the same versioned JSON report as `road analyze --json`. Read-only, so safe to retry. */
     async analyzeTelemetry(input: AnalyzeOptions): Promise<AnalysisReport> {
       return analyze(pool, input, now());

@@ -15,6 +15,7 @@ import { startApprovalGate, submitDecision } from './approvals.js';
 import { loadConfig, readDevState, requireDatabaseUrl } from './config.js';
 import { classifyError, exitCodeOf, UsageError } from './errors.js';
 import { formatTable, printJson, relativeTime } from './format.js';
+import { registerLoopCommands } from './commands/loop.js';
 import { registerReplayCommands } from './commands/replay.js';
 import { registerTaskCommands } from './commands/tasks.js';
 import { connectClient, uiWorkflowUrl } from './temporal.js';
@@ -209,6 +210,7 @@ export function buildProgram(session: () => Session): Command {
   const tasks = program.command('tasks').description('follow-up tasks generated from the analysis');
   registerTaskCommands(tasks, session);
   registerReplayCommands(program, session);
+  registerLoopCommands(program, session);
   tasks
     .command('list', { isDefault: true })
     .description('list follow-up tasks with their status (default)')

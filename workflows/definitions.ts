@@ -4,17 +4,22 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import type { ApprovalState, DecisionAttempt, DecisionInput } from '../domain/approval.js';
+import type { ApprovalState, DecisionAttempt, DecisionInput, DecisionRequest } from '../domain/approval.js';
 import type { FollowupTaskStatus, SubmitCandidateInput } from '../domain/followup.js';
+import type { LoopStatus } from '../domain/loop.js';
 
 export const TASK_QUEUE_DEFAULT = 'road';
 
-// ---- governance gate
+// ---- governance gate (the names in quotes are on the wire and in running histories: never change them)
 export const approveSignal = defineSignal<[DecisionInput]>('approve');
 export const rejectSignal = defineSignal<[DecisionInput]>('reject');
-/** Same rules as the signals, but answers with the judged attempt: the CLI uses it to say at once whether it counted. */
-export const decideUpdate = defineUpdate<DecisionAttempt, [{ action: 'approve' | 'reject' } & DecisionInput]>('decide');
-export const statusQuery = defineQuery<ApprovalState>('status');
+/**
+ * Same rules as the signals, but answers with the judged attempt: the CLI uses it to say at once whether it counted.
+ * Its validator refuses a decision that breaks the rules (domain/approval.ts `decisionSchema`) before it reaches
+ * history, with an `InvalidInput` failure.
+ */
+export const decideUpdate = defineUpdate<DecisionAttempt, [DecisionRequest]>('decide');
+export const approvalStatusQuery = defineQuery<ApprovalState>('status');
 
 /** Workflow ids are derived from the task id so that the CLI finds a gate without listing. */
 export const approvalWorkflowId = (taskId: string): string => `road-approval-${taskId}`;
@@ -55,3 +60,8 @@ export interface ReplayProgress {
   finished: { baseline: number; treatment: number };
   failedRuns: number;
 }
+
+// ---- improvement loop (ROAD-F)
+export const IMPROVEMENT_LOOP_WORKFLOW = 'improvementLoop';
+export const loopStatusQuery = defineQuery<LoopStatus>('loopStatus');
+export { loopWorkflowId } from '../domain/loop.js';
