@@ -124,6 +124,33 @@ const replaySchema = z
     }
   });
 
+/** ROAD-F: how good a fix must be to become a promoted rule, and how a rule is demoted when its phases regress. */
+const promotionSchema = z
+  .object({
+    /** Treatment success rate in replay a fix needs to be promoted (the seed's 90 %). */
+    minSuccessRate: z
+      .number({ error: 'promotion.minSuccessRate must be a number from 0 to 1' })
+      .gt(0, 'promotion.minSuccessRate must be above 0')
+      .max(1, 'promotion.minSuccessRate must be at most 1')
+      .default(0.9),
+    demotion: z
+      .object({
+        /** Level of the one-sided two-proportion test (failure rate after promotion > before). */
+        alpha: z
+          .number({ error: 'promotion.demotion.alpha must be a number above 0 and at most 0.5' })
+          .gt(0, 'promotion.demotion.alpha must be above 0')
+          .max(0.5, 'promotion.demotion.alpha must be at most 0.5')
+          .default(0.05),
+        /** Events each window needs before the test is trusted. */
+        minSample: boundedInt('promotion.demotion.minSample', 1, 1_000_000).default(30),
+        /** The latest hours since promotion compared with as many hours before it. */
+        windowHours: boundedInt('promotion.demotion.windowHours', 1, 8760).default(168),
+      })
+      .strict()
+      .default({ alpha: 0.05, minSample: 30, windowHours: 168 }),
+  })
+  .strict();
+
 /** A file a task may touch: repo-relative, no `..`, and a real path — never a template or a glob. */
 export const repoFile = z
   .string()
@@ -172,6 +199,8 @@ export const configSchema = z
     executor: executorSchema,
     /** ROAD-E: how baseline and treatment are replayed; absent → the loop refuses to run a task and names this key. */
     replay: replaySchema.optional(),
+    /** ROAD-F: promotion threshold and demotion test; defaults when absent. */
+    promotion: promotionSchema.default({ minSuccessRate: 0.9, demotion: { alpha: 0.05, minSample: 30, windowHours: 168 } }),
     dev: z
       .object({
         temporalPort: port.default(7233),
@@ -187,6 +216,7 @@ export type RoadConfig = z.output<typeof configSchema>;
 export type RepositoryConfig = NonNullable<RoadConfig['repository']>;
 export type ExecutorConfig = RoadConfig['executor'];
 export type ReplayConfig = NonNullable<RoadConfig['replay']>;
+export type PromotionConfig = RoadConfig['promotion'];
 
 /** Applies DATABASE_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and ROAD_TASK_QUEUE over the file's values. */
 export function withEnvironment(config: RoadConfig, env: Record<string, string | undefined>): RoadConfig {
