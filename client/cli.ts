@@ -241,7 +241,7 @@ export function buildProgram(session: () => Session): Command {
     if (opts.json) return printJson(result);
     if (!result.saved.length) console.log('No new task.');
     else console.log(formatTable(['TASK', 'STATUS', 'SEVERITY', 'TITLE', 'ALLOWED FILES'], result.saved.map((t) => [t.id, t.status, t.severity, t.title, t.allowed_files.join(', ') || '—'])));
-    if (result.skipped.length) console.log(`\n${result.skipped.length} issue(s) already have an open task.`);
+    for (const s of result.skipped) console.log(`skipped #${s.rank} ${s.type}: ${s.why}`);
   });
 
   program
@@ -306,7 +306,7 @@ export function buildProgram(session: () => Session): Command {
     .option('--comment <text>', 'a note for the audit')
     .action(async (taskId: string, opts: { reviewer: string; comment?: string; json?: boolean }) => {
       const s = session();
-      const result = await submitDecision({ client: await s.temporal(), pool: s.database }, taskId, 'approve', opts);
+      const result = await submitDecision({ client: () => s.temporal(), pool: s.database }, taskId, 'approve', opts);
       printDecision(result.state, opts.json);
     });
 
@@ -314,7 +314,7 @@ export function buildProgram(session: () => Session): Command {
     .requiredOption('--reason <text>', 'why the candidate is rejected')
     .action(async (taskId: string, opts: { reviewer: string; reason: string; json?: boolean }) => {
       const s = session();
-      const result = await submitDecision({ client: await s.temporal(), pool: s.database }, taskId, 'reject', opts);
+      const result = await submitDecision({ client: () => s.temporal(), pool: s.database }, taskId, 'reject', opts);
       printDecision(result.state, opts.json);
     });
 

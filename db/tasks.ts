@@ -8,6 +8,16 @@ export async function openFingerprints(pool: Pool): Promise<Set<string>> {
   return new Set(rows.map((r) => r.fingerprint));
 }
 
+/** Fingerprints whose task was approved (done) since `since`, with why they are not worked again yet. */
+export async function recentlyFixed(pool: Pool, since: string): Promise<Map<string, string>> {
+  const { rows } = await pool.query<{ fingerprint: string; task_id: string; updated_at: Date }>(
+    `SELECT DISTINCT ON (fingerprint) fingerprint, task_id, updated_at FROM followup_tasks
+      WHERE status = 'done' AND updated_at >= $1 ORDER BY fingerprint, updated_at DESC`,
+    [since],
+  );
+  return new Map(rows.map((r) => [r.fingerprint, `fixed by ${r.task_id} on ${r.updated_at.toISOString()}, inside this window: waiting for telemetry after the fix (demotion watches its rule)`]));
+}
+
 /**
  * Saves one generation of tasks in a transaction. A task whose fingerprint got an open task meanwhile (a concurrent
  * loop) is skipped; an id already used by an earlier loop gets the generation number appended (FAILURE-2.7).
@@ -66,10 +76,10 @@ export async function createFollowupTasks(
   report: AnalysisReport,
   options: { phaseFiles: Record<string, string[]>; maxAttempts: number; limit?: number },
 ): Promise<{ saved: FollowupTask[]; skipped: Generated['skipped']; generation: number }> {
-  const generated = generateTasks(report, { ...options, openFingerprints: await openFingerprints(pool) });
+  const generated = generateTasks(report, { ...options, openFingerprints: await openFingerprints(pool), recentlyFixed: await recentlyFixed(pool, report.window.from) });
   const { saved, generation } = await saveTasks(pool, generated.tasks);
   const raced = generated.tasks.filter((t) => !saved.some((s) => s.fingerprint === t.fingerprint));
-  return { saved, generation, skipped: [...generated.skipped, ...raced.map((t) => ({ rank: t.rank, type: t.type, fingerprint: t.fingerprint }))] };
+  return { saved, generation, skipped: [...generated.skipped, ...raced.map((t) => ({ rank: t.rank, type: t.type, fingerprint: t.fingerprint, why: 'another loop opened a task for this issue at the same moment' }))] };
 }
 
 /** One stored task, or undefined. */

@@ -71,6 +71,11 @@ export interface TaskOptions {
   maxAttempts: number;
   /** Fingerprints of tasks that are still open, from earlier loops. */
   openFingerprints: ReadonlySet<string>;
+  /**
+   * Fingerprints whose fix was approved within the window (→ why): the window's events mostly predate the fix, so a
+   * new task would chase a fixed issue. The promoted rule's demotion watches whether it recurs.
+   */
+  recentlyFixed?: ReadonlyMap<string, string>;
   /** How many issues of the merged ranking become tasks (default: all in the report). */
   limit?: number;
 }
@@ -78,7 +83,7 @@ export interface TaskOptions {
 export interface Generated {
   tasks: FollowupTask[];
   /** Issues that already have an open task. */
-  skipped: Array<{ rank: number; type: IssueType; fingerprint: string }>;
+  skipped: Array<{ rank: number; type: IssueType; fingerprint: string; why: string }>;
 }
 
 export function generateTasks(report: AnalysisReport, options: TaskOptions): Generated {
@@ -92,7 +97,9 @@ export function generateTasks(report: AnalysisReport, options: TaskOptions): Gen
     const rank = i + 1;
     const { phase, detail } = subjectOf(issue);
     const fingerprint = fingerprintOf(issue.type, phase, detail);
-    if (options.openFingerprints.has(fingerprint)) return skipped.push({ rank, type: issue.type, fingerprint });
+    if (options.openFingerprints.has(fingerprint)) return skipped.push({ rank, type: issue.type, fingerprint, why: 'a task for this issue is already open' });
+    const fixed = options.recentlyFixed?.get(fingerprint);
+    if (fixed) return skipped.push({ rank, type: issue.type, fingerprint, why: fixed });
     tasks.push(taskFor(issue, rank, fingerprint, options));
   });
   return { tasks, skipped };

@@ -61,7 +61,7 @@ export async function improvementLoop(input: LoopInput = {}): Promise<LoopReport
   const generated = await generateTasks({ report, limit: settings.topK });
   const issues = report.failure_modes.length + report.cost_sinks.length + report.retry_patterns.length + report.flaky_tests.length;
   status.analysis = { window: { from: report.window.from, to: report.window.to }, events: report.totals.events, issues };
-  status.skipped = generated.skipped.map((s) => ({ ...s, why: 'a task for this issue is already open' }));
+  status.skipped = [...generated.skipped];
   const workable: FollowupTask[] = [];
   for (const task of generated.saved) {
     if (task.status === 'needs_scope') status.skipped.push({ rank: task.rank, type: task.type, fingerprint: task.fingerprint, why: `${task.id} needs scope: ${task.scope.note}` });

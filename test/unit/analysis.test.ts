@@ -92,8 +92,15 @@ describe('ranking', () => {
     const open = new Set([fingerprintOf('cost_sink', 'a', '')]);
     const { tasks, skipped } = generateTasks(report, { phaseFiles: {}, maxAttempts: 2, openFingerprints: open });
     expect(tasks.map((t) => t.id)).toEqual(['FAILURE-1', 'FAILURE-3', 'COST-SINK-4']);
-    expect(skipped).toEqual([{ rank: 2, type: 'cost_sink', fingerprint: fingerprintOf('cost_sink', 'a', '') }]);
+    expect(skipped).toEqual([{ rank: 2, type: 'cost_sink', fingerprint: fingerprintOf('cost_sink', 'a', ''), why: 'a task for this issue is already open' }]);
     expect(() => generateTasks(report, { phaseFiles: {}, maxAttempts: 3, openFingerprints: open })).toThrow(/maxAttempts must be 1 or 2/);
+  });
+
+  it('skips an issue whose fix was approved inside the window, saying why', () => {
+    const fixed = new Map([[fingerprintOf('cost_sink', 'a', ''), 'fixed by COST-SINK-2 yesterday']]);
+    const { tasks, skipped } = generateTasks(report, { phaseFiles: {}, maxAttempts: 2, openFingerprints: new Set(), recentlyFixed: fixed });
+    expect(tasks.map((t) => t.id)).toEqual(['FAILURE-1', 'FAILURE-3', 'COST-SINK-4']);
+    expect(skipped).toEqual([{ rank: 2, type: 'cost_sink', fingerprint: fingerprintOf('cost_sink', 'a', ''), why: 'fixed by COST-SINK-2 yesterday' }]);
   });
 });
 
