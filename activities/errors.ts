@@ -55,8 +55,12 @@ const TRANSIENT_NETWORK_CODES = new Set([
 /** gRPC status codes (Temporal) that heal: DEADLINE_EXCEEDED 4, RESOURCE_EXHAUSTED 8, ABORTED 10, UNAVAILABLE 14. */
 const TRANSIENT_GRPC_CODES = new Set([4, 8, 10, 14]);
 
-/** node-postgres reports a lost or never-made connection as a plain Error with one of these messages. */
-const TRANSIENT_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection is closed/i;
+/**
+ * Lost or never-made connections reported as plain Errors: node-postgres's messages, and @temporalio/client's when
+ * Connection.connect() finds no server.
+ */
+const TRANSIENT_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection is closed|Failed to connect before the deadline/i;
 
 const SQLSTATE = /^[0-9A-Z]{5}$/;
 

@@ -1,19 +1,32 @@
 /** What `road approve | reject | pending` (and the API) do with the governance gate. */
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
-import { approvalRequestSchema, TASK_ID, type ApprovalRequestInput, type ApprovalState, type DecisionAction, type DecisionAttempt, type DecisionInput } from '../domain/approval.js';
+import {
+  approvalRequestSchema,
+  judgeDecision,
+  requireDecision,
+  TASK_ID,
+  type ApprovalRequestInput,
+  type ApprovalState,
+  type DecisionAction,
+  type Decision,
+  type DecisionAttempt,
+  type DecisionInput,
+  type GateFacts,
+} from '../domain/approval.js';
 import { formatDuration } from '../domain/duration.js';
+import { Conflict, Forbidden, InvalidInput, NotFound } from '../domain/errors.js';
 import { describeZodError } from '../domain/validation.js';
 import { latestApprovalForTask, saveDecisionAttempt } from '../db/approvals.js';
 import type { Pool } from '../db/pool.js';
-import { approvalWorkflowId, decideUpdate, RoadKind, RoadStatus, RoadTaskId, statusQuery } from '../workflows/definitions.js';
+import { approvalStatusQuery, approvalWorkflowId, decideUpdate, RoadKind, RoadStatus, RoadTaskId } from '../workflows/definitions.js';
 import type { approvalGate } from '../workflows/approvalGate.js';
-import { UsageError } from './errors.js';
+import { refusalOf } from '../workflows/failures.js';
 
 /** Starts a gate for one task; the request is validated here so that bad input never reaches a workflow. */
 export async function startApprovalGate(client: Client, taskQueue: string, input: ApprovalRequestInput) {
   const parsed = approvalRequestSchema.safeParse(input);
-  if (!parsed.success) throw new UsageError(`invalid approval request: ${describeZodError(parsed.error)}`);
+  if (!parsed.success) throw new InvalidInput(`invalid approval request: ${describeZodError(parsed.error)}`);
   const request = parsed.data;
   try {
     return await client.workflow.start<typeof approvalGate>('approvalGate', {
@@ -37,7 +50,7 @@ export async function startApprovalGate(client: Client, taskQueue: string, input
     });
   } catch (error) {
     if (error instanceof WorkflowExecutionAlreadyStartedError) {
-      throw new UsageError(`${request.taskId} already has an approval gate waiting for a decision (workflow ${approvalWorkflowId(request.taskId)})`);
+      throw new Conflict(`${request.taskId} already has an approval gate waiting for a decision (workflow ${approvalWorkflowId(request.taskId)})`);
     }
     throw error;
   }
@@ -49,21 +62,26 @@ export interface DecisionResult {
 }
 
 /**
- * Sends one decision and reports whether it counted. Attempts that do not count are still audited: by the workflow
- * when it is waiting, or here when the gate has already closed.
+ * Sends one decision and reports whether it counted. A decision that breaks the rules (domain/approval.ts) is refused
+ * here with InvalidInput before anything is sent; one that is valid but does not count (a stranger, the author) is
+ * Forbidden; a closed gate is a Conflict; an unknown task NotFound. Attempts that reach a gate are audited: by the
+ * workflow when it is waiting, or here when the gate has already closed.
  */
 export async function submitDecision(
-  deps: { client: Client; pool?: () => Pool; source?: 'cli' | 'api' },
+  /** `client` may be a function: Temporal is then contacted only for a decision that passed the rules. */
+  deps: { client: Client | (() => Promise<Client>); pool?: () => Pool; source?: 'cli' | 'api' },
   taskId: string,
   action: DecisionAction,
-  decision: DecisionInput,
+  input: DecisionInput,
 ): Promise<DecisionResult> {
   const id = TASK_ID.safeParse(taskId);
-  if (!id.success) throw new UsageError(`task id "${taskId}": ${describeZodError(id.error)}`);
-  if (!decision.reviewer?.trim()) throw new UsageError('--reviewer must not be empty');
-  if (action === 'reject' && !decision.reason?.trim()) throw new UsageError('--reason must not be empty: say why the candidate is rejected');
+  if (!id.success) throw new InvalidInput(`task id "${taskId}": ${describeZodError(id.error)}`);
+  // Only the decision's own fields: callers pass their options objects (the CLI's carries --json).
+  const { reviewer, comment, reason } = input;
+  const decision = requireDecision({ action, reviewer, ...(comment !== undefined && { comment }), ...(reason !== undefined && { reason }) });
 
-  const handle = deps.client.workflow.getHandle(approvalWorkflowId(taskId));
+  const client = typeof deps.client === 'function' ? await deps.client() : deps.client;
+  const handle = client.workflow.getHandle(approvalWorkflowId(taskId));
   let running: boolean;
   try {
     running = (await handle.describe()).status.name === 'RUNNING';
@@ -71,40 +89,34 @@ export async function submitDecision(
     if (!(error instanceof WorkflowNotFoundError)) throw error;
     running = false;
   }
-  if (!running) return refuseClosedGate(deps.pool?.(), taskId, action, decision, deps.source ?? 'cli');
+  if (!running) return refuseClosedGate(deps.pool?.(), taskId, decision, deps.source ?? 'cli');
 
-  const attempt = await handle.executeUpdate(decideUpdate, { args: [{ action, ...decision }] });
-  const state = await handle.query(statusQuery);
+  let attempt: DecisionAttempt;
+  try {
+    attempt = await handle.executeUpdate(decideUpdate, { args: [{ ...decision }] });
+  } catch (error) {
+    // The gate closed between describe() and the Update: answer as for any closed gate.
+    if (error instanceof WorkflowNotFoundError) return refuseClosedGate(deps.pool?.(), taskId, decision, deps.source ?? 'cli');
+    // The validator refused it (only if the rules here and in the worker's bundle differ, e.g. during a deploy).
+    if (error instanceof WorkflowUpdateFailedError) throw refusalOf(error) ?? error;
+    throw error;
+  }
+  const state = await handle.query(approvalStatusQuery);
   if (attempt.outcome === 'ignored') {
-    throw new UsageError(`${action} of ${taskId} by ${attempt.reviewer} was not counted: ${attempt.reason} (status ${state.status}; the attempt is audited)`, 'forbidden');
+    throw new Forbidden(`${action} of ${taskId} by ${attempt.reviewer} was not counted: ${attempt.reason} (status ${state.status}; the attempt is audited)`);
   }
   return { attempt, state };
 }
 
-async function refuseClosedGate(
-  pool: Pool | undefined,
-  taskId: string,
-  action: DecisionAction,
-  decision: DecisionInput,
-  source: 'cli' | 'api',
-): Promise<never> {
+/** The gate is not running: the decision is judged against the stored request, audited, and refused. */
+async function refuseClosedGate(pool: Pool | undefined, taskId: string, decision: Decision, source: 'cli' | 'api'): Promise<never> {
   const row = pool ? await latestApprovalForTask(pool, taskId) : undefined;
-  if (!row) throw new UsageError(`unknown task ${taskId}: no approval request is waiting for it (see \`road pending\`)`, 'not_found');
-  const reason = `already ${row.status}${row.decidedBy ? ` by ${row.decidedBy}` : ''}`;
-  await saveDecisionAttempt(
-    pool!,
-    row.requestId,
-    {
-      seq: 0,
-      action,
-      reviewer: decision.reviewer.trim().slice(0, 255),
-      note: ((action === 'approve' ? decision.comment : decision.reason) ?? '').slice(0, 4000),
-      at: new Date().toISOString(),
-      outcome: 'ignored',
-      reason,
-    },
-    source,
-    `${source}-${randomUUID()}`,
-  );
-  throw new UsageError(`${taskId} is ${reason}; nothing changed (the attempt is audited)`, 'conflict');
+  if (!row) throw new NotFound(`unknown task ${taskId}: no approval request is waiting for it (see \`road pending\`)`);
+  const status = row.status as GateFacts['status'];
+  const judged = judgeDecision({ ...row, status, decidedBy: row.decidedBy ?? undefined }, decision, new Date().toISOString(), 0);
+  // A stored PENDING request whose workflow is gone (terminated) is closed too, just without a decision.
+  const attempt: DecisionAttempt =
+    status === 'PENDING' ? { ...judged, outcome: 'ignored', reason: 'closed without a decision (its workflow is no longer running)' } : judged;
+  await saveDecisionAttempt(pool!, row.requestId, attempt, source, `${source}-${randomUUID()}`);
+  throw new Conflict(`${taskId} is ${attempt.reason}; nothing changed (the attempt is audited)`);
 }

@@ -10,10 +10,11 @@ import { z } from 'zod';
 import { listApprovals } from '../db/approvals.js';
 import { storeEvents } from '../db/events.js';
 import type { Pool } from '../db/pool.js';
+import { requireDecision } from '../domain/approval.js';
 import { summarize } from '../domain/telemetry.js';
 import { describeZodError } from '../domain/validation.js';
 import { submitDecision } from './approvals.js';
-import { UsageError, type UsageErrorKind } from './errors.js';
+import { Forbidden, httpReplyOf, InvalidInput, NotConfigured } from './errors.js';
 
 export const MAX_EVENTS_PER_REQUEST = 1000;
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -31,7 +32,7 @@ export function parseApiTokens(value: string | undefined): ApiToken[] {
   return entries.map((entry) => {
     const at = entry.lastIndexOf('=');
     const [reviewer, token] = at > 0 ? [entry.slice(0, at).trim(), entry.slice(at + 1).trim()] : [undefined, entry];
-    if (token.length < 16) throw new UsageError(`ROAD_API_TOKENS: every token must be at least 16 characters (one has ${token.length})`);
+    if (token.length < 16) throw new InvalidInput(`ROAD_API_TOKENS: every token must be at least 16 characters (one has ${token.length})`);
     return { digest: sha256(token), reviewer };
   });
 }
@@ -45,13 +46,6 @@ export interface ServerDeps {
   temporal?: () => Promise<Client>;
   logger?: boolean;
 }
-
-const STATUS_OF: Record<UsageErrorKind, number> = { invalid: 400, not_found: 404, conflict: 409, forbidden: 403 };
-
-const decisionSchema = z.discriminatedUnion('action', [
-  z.object({ action: z.literal('approve'), reviewer: z.string().optional(), comment: z.string().max(4000).optional() }).strict(),
-  z.object({ action: z.literal('reject'), reviewer: z.string().optional(), reason: z.string().min(1).max(4000) }).strict(),
-], { error: 'action must be "approve" or "reject"' });
 
 const approvalsQuery = z.object({ status: z.enum(['PENDING', 'APPROVED', 'REJECTED', 'EXPIRED', 'SUPERSEDED']).optional() }).strict();
 
@@ -82,16 +76,16 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     request.apiToken = token;
   });
 
+  // Every error of every route, in one envelope `{ error, message }` (client/errors.ts decides the status).
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error instanceof UsageError) return reply.code(STATUS_OF[error.kind]).send({ error: error.kind, message: error.message });
-    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
-      const message = error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? `the body is larger than ${MAX_BODY_BYTES} bytes (4 MiB): send smaller batches` : error.message;
-      return reply.code(error.statusCode).send({ error: error.code ?? 'bad_request', message });
-    }
-    // Not the client's fault: the database or Temporal is unreachable, or a bug. Say so without leaking internals.
-    request.log.error(error);
-    return reply.code(503).header('retry-after', '5').send({ error: 'unavailable', message: 'ROAD could not complete the request; retry later' });
+    const answer = httpReplyOf(error);
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') answer.body.message = `the body is larger than ${MAX_BODY_BYTES} bytes (4 MiB): send smaller batches`;
+    if (answer.status >= 500) request.log.error(error);
+    return reply.code(answer.status).headers(answer.headers).send(answer.body);
   });
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` }),
+  );
 
   app.get('/healthz', async (_request, reply) => {
     try {
@@ -118,29 +112,25 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
 
   app.get('/v1/approvals', async (request) => {
     const query = approvalsQuery.safeParse(request.query);
-    if (!query.success) throw new UsageError(describeZodError(query.error));
+    if (!query.success) throw new InvalidInput(describeZodError(query.error));
     return { approvals: await listApprovals(deps.pool, query.data) };
   });
 
+  // The body is a decision without its reviewer (the token says who decides): domain/approval.ts judges the rest.
   app.post<{ Params: { taskId: string } }>('/v1/approvals/:taskId/decision', async (request) => {
-    const body = decisionSchema.safeParse(request.body);
-    if (!body.success) throw new UsageError(describeZodError(body.error));
     const token = request.apiToken!;
     if (!token.reviewer) {
-      throw new UsageError('this token is not bound to a reviewer: decisions need a token given as REVIEWER=TOKEN in ROAD_API_TOKENS', 'forbidden');
+      throw new Forbidden('this token is not bound to a reviewer: decisions need a token given as REVIEWER=TOKEN in ROAD_API_TOKENS');
     }
-    if (body.data.reviewer && body.data.reviewer !== token.reviewer) {
-      throw new UsageError(`this token decides as ${token.reviewer}, not as ${body.data.reviewer}`, 'forbidden');
+    const body: unknown = request.body;
+    const named = body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>).reviewer : undefined;
+    if (named !== undefined && named !== token.reviewer) {
+      throw new Forbidden(`this token decides as ${token.reviewer}, not as ${typeof named === 'string' ? named : JSON.stringify(named)}`);
     }
-    if (!deps.temporal) throw new Error('Temporal is not configured');
-    const { action, ...decision } = body.data;
-    const result = await submitDecision(
-      { client: await deps.temporal(), pool: () => deps.pool, source: 'api' },
-      request.params.taskId,
-      action,
-      { ...decision, reviewer: token.reviewer },
-    );
-    return result;
+    const decision = requireDecision(body && typeof body === 'object' && !Array.isArray(body) ? { ...body, reviewer: token.reviewer } : body);
+    if (!deps.temporal) throw new NotConfigured('this API was started without Temporal, so it cannot take decisions');
+    const { action, ...rest } = decision;
+    return submitDecision({ client: await deps.temporal(), pool: () => deps.pool, source: 'api' }, request.params.taskId, action, rest);
   });
 
   return app;

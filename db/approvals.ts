@@ -1,7 +1,7 @@
 /** Parameterised SQL for approval requests and their audit. Every write is an idempotent upsert. */
 import { inTransaction, withClient, type Pool } from './pool.js';
 import type { ApprovalRequest, ApprovalState, DecisionAttempt } from '../domain/approval.js';
-import { rollbackPlanFor } from '../domain/approval.js';
+import { auditableAttempt, rollbackPlanFor } from '../domain/approval.js';
 
 export interface ApprovalRow {
   requestId: string;
@@ -26,6 +26,8 @@ export interface ApprovalRow {
 export interface AuditRow {
   attemptId: string;
   action: string;
+  /** What was sent as the action when it was neither approve nor reject. */
+  rawAction: string | null;
   reviewer: string;
   note: string;
   outcome: string;
@@ -67,6 +69,7 @@ export async function saveApprovalRequest(pool: Pool, workflowId: string, state:
   }));
 }
 
+/** Audits one attempt. Whatever the attempt holds is reduced to what the table allows, so auditing cannot fail on it. */
 export async function saveDecisionAttempt(
   pool: Pool,
   requestId: string,
@@ -74,11 +77,12 @@ export async function saveDecisionAttempt(
   source: 'workflow' | 'cli' | 'api',
   attemptId = `wf-${attempt.seq}`,
 ): Promise<void> {
+  const row = auditableAttempt(attempt);
   await pool.query(
-    `INSERT INTO approval_audit (request_id, attempt_id, action, reviewer, note, outcome, reason, source, attempted_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    `INSERT INTO approval_audit (request_id, attempt_id, action, raw_action, reviewer, note, outcome, reason, source, attempted_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
      ON CONFLICT (request_id, attempt_id) DO NOTHING`,
-    [requestId, attemptId, attempt.action, attempt.reviewer, attempt.note, attempt.outcome, attempt.reason ?? null, source, attempt.at],
+    [requestId, attemptId, row.action, row.rawAction ?? null, row.reviewer, row.note, row.outcome, row.reason ?? null, source, row.at],
   );
 }
 
@@ -117,7 +121,7 @@ export async function latestApprovalForTask(pool: Pool, taskId: string): Promise
 
 export async function auditTrail(pool: Pool, requestId: string): Promise<AuditRow[]> {
   const { rows } = await pool.query<AuditRow>(
-    `SELECT attempt_id AS "attemptId", action, reviewer, note, outcome, reason, source, attempted_at AS "attemptedAt"
+    `SELECT attempt_id AS "attemptId", action, raw_action AS "rawAction", reviewer, note, outcome, reason, source, attempted_at AS "attemptedAt"
        FROM approval_audit WHERE request_id = $1 ORDER BY attempted_at, attempt_id`,
     [requestId],
   );

@@ -5,11 +5,12 @@
  * Every attempt, counted or ignored, is audited in PostgreSQL.
  */
 import {
-  ApplicationFailure,
+  ActivityFailure,
   allHandlersFinished,
   condition,
-  proxyActivities,
   log,
+  patched,
+  proxyActivities,
   setCurrentDetails,
   setDefaultSignalHandler,
   setHandler,
@@ -17,55 +18,92 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import {
-  applyDecision,
+  applyUnvalidatedDecision,
   approvalRequestSchema,
+  decisionSummary,
   initialState,
+  judgeSentDecision,
   pendingDetails,
+  requireDecision,
   type ApprovalRequestInput,
   type ApprovalState,
   type DecisionAction,
-  type DecisionInput,
+  type DecisionAttempt,
 } from '../domain/approval.js';
+import { InvalidInput, isRefusal } from '../domain/errors.js';
 import { describeZodError } from '../domain/validation.js';
 import type { createActivities } from '../activities/index.js';
-import { approveSignal, decideUpdate, rejectSignal, RoadKind, RoadPhase, RoadStatus, RoadTaskId, statusQuery } from './definitions.js';
+import { approvalStatusQuery, approveSignal, decideUpdate, rejectSignal, RoadKind, RoadPhase, RoadStatus, RoadTaskId } from './definitions.js';
+import { refusalFailure } from './failures.js';
 
-// Database writes must survive a database restart: keep retrying with a capped backoff rather than lose a decision.
+/**
+ * Database writes must survive a database restart: unlimited retries — of faults that heal only. Every ROAD activity
+ * turns a permanent failure (a constraint violation, bad data) into a non-retryable one (activities/errors.ts), so
+ * such a failure reaches the gate at once instead of retrying forever.
+ */
 const { persistApprovalRequest, recordDecisionAttempt, finalizeApproval } = proxyActivities<ReturnType<typeof createActivities>>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: Number.POSITIVE_INFINITY },
 });
 
+/**
+ * Gates judge decisions by domain/approval.ts `decisionSchema` from this patch on. Attempts that a gate judged before
+ * it (any action but approve counted as a rejection) replay the old way: see `applyUnvalidatedDecision`.
+ */
+export const VALIDATED_DECISIONS_PATCH = 'validated-decisions';
+
+/** The `decide` Update's validator: a decision that breaks the rules is refused before it is written to history. */
+function refuseInvalidDecision(input: unknown): void {
+  try {
+    requireDecision(input);
+  } catch (error) {
+    throw isRefusal(error) ? refusalFailure(error) : error;
+  }
+}
+
 export async function approvalGate(input: ApprovalRequestInput): Promise<ApprovalState> {
   const parsed = approvalRequestSchema.safeParse(input);
-  if (!parsed.success) {
-    throw ApplicationFailure.nonRetryable(`invalid approval request: ${describeZodError(parsed.error)}`, 'InvalidApprovalRequest');
-  }
+  if (!parsed.success) throw refusalFailure(new InvalidInput(`invalid approval request: ${describeZodError(parsed.error)}`));
   const request = parsed.data;
   const info = workflowInfo();
   let state = initialState(info.workflowId + '/' + info.firstExecutionRunId, request, Date.now());
   let persisted = false;
 
-  const decide = async (action: DecisionAction, decision: DecisionInput) => {
-    // Judge synchronously so that, of two concurrent decisions, the first to arrive wins.
-    const judged = applyDecision(state, action, decision ?? { reviewer: '' }, new Date().toISOString());
+  const decide = async (action: unknown, payload: unknown): Promise<DecisionAttempt> => {
+    // Judge synchronously so that, of two concurrent decisions, the first to arrive wins. Whatever breaks the rules
+    // is refused here, before it touches the decision, and audited as an ignored attempt with the rule it broke.
+    const at = new Date().toISOString();
+    const judged = patched(VALIDATED_DECISIONS_PATCH)
+      ? judgeSentDecision(state, action, payload, at)
+      : applyUnvalidatedDecision(state, action, payload, at);
     state = judged.state;
     if (state.status === 'PENDING') setCurrentDetails(pendingDetails(state, request.timeout));
     await condition(() => persisted); // the audit row references the stored request
-    await recordDecisionAttempt({ requestId: state.requestId, taskId: state.taskId, attempt: judged.attempt });
-    return judged.attempt;
+    try {
+      await recordDecisionAttempt({ requestId: state.requestId, attempt: judged.attempt });
+      return judged.attempt;
+    } catch (error) {
+      if (!(error instanceof ActivityFailure)) throw error;
+      // Only a permanent failure gets here. The judgement is already in the gate's state and history: a missing audit
+      // row must not wedge the gate, nor leave the caller of the Update without an answer.
+      const auditError = error.cause?.message ?? error.message;
+      log.error('the decision attempt could not be audited', { seq: judged.attempt.seq, auditError });
+      state = { ...state, attempts: state.attempts.map((a) => (a.seq === judged.attempt.seq ? { ...a, auditError } : a)) };
+      return { ...judged.attempt, auditError };
+    }
   };
-  setHandler(statusQuery, () => state);
+  setHandler(approvalStatusQuery, () => state);
   // One handler for both decision signals. Signals that arrived before the workflow first ran are dispatched when
   // handlers are registered: named handlers would each take their own signals first (an approve sent after a
   // reject could win), while a default handler receives the buffer in arrival order — and the first decision wins.
   const signalActions: Record<string, DecisionAction> = { [approveSignal.name]: 'approve', [rejectSignal.name]: 'reject' };
   setDefaultSignalHandler(async (name, ...args) => {
     const action = signalActions[name];
-    if (action) await decide(action, args[0] as DecisionInput);
+    if (action) await decide(action, args[0]);
     else log.warn('ignored an unknown signal', { name });
   });
-  setHandler(decideUpdate, ({ action, ...decision }) => decide(action, decision));
+  // Signals have no validator; the Update has one, so a bad decision sent through it never reaches the handler.
+  setHandler(decideUpdate, ({ action, ...payload }) => decide(action, payload), { validator: refuseInvalidDecision });
 
   upsertSearchAttributes([
     { key: RoadKind, value: 'approval' },
@@ -84,7 +122,7 @@ export async function approvalGate(input: ApprovalRequestInput): Promise<Approva
   setCurrentDetails(
     state.status === 'EXPIRED'
       ? `**EXPIRED** — no valid decision on ${state.taskId} before ${state.expiresAt}.`
-      : `**${state.status}** by ${state.decidedBy} at ${state.decidedAt}${state.decisionNote ? ` — "${state.decisionNote}"` : ''}. can_merge: ${state.canMerge}`,
+      : `**Decided:** ${decisionSummary(state)}. can_merge: ${state.canMerge}`,
   );
   await finalizeApproval({
     requestId: state.requestId,

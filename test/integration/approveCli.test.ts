@@ -3,17 +3,22 @@
  * from a stranger is refused and audited, an allowed reviewer's approval counts, a late one is refused, and the
  * Temporal UI's search attributes follow.
  */
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { auditTrail, latestApprovalForTask } from '../../db/approvals.js';
-import type { ApprovalState } from '../../domain/approval.js';
+import type { ApprovalState, DecisionRequest } from '../../domain/approval.js';
 import { startApprovalGate } from '../../client/approvals.js';
 import { buildServer, parseApiTokens } from '../../client/server.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { bundleWorkflows, devServerEnv } from '../helpers/temporal.js';
+import { execFile } from 'node:child_process';
 import { road } from '../helpers/cli.js';
+import { toolPaths } from '../../scripts/provision.js';
+import { approvalStatusQuery, decideUpdate } from '../../workflows/definitions.js';
 
 const TASK_QUEUE = 'road-it';
 let env: TestWorkflowEnvironment;
@@ -50,6 +55,16 @@ async function startGate(taskId: string) {
   });
 }
 
+/** Runs a program to its end; its exit code and everything it printed. */
+function run(file: string, args: string[]): Promise<{ code: number; output: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { timeout: 30_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+      resolve({ code, output: `${stdout}${stderr}` });
+    });
+  });
+}
+
 async function eventually<T>(fn: () => Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -73,11 +88,11 @@ describe('road approve / reject / pending on the dev server', () => {
     expect(table.stdout).toMatch(/CLI-1\s+Trim the schema dump of CLI-1/);
 
     const stranger = await road(['approve', 'CLI-1', '--reviewer', 'mallory@example.com'], cliEnv);
-    expect(stranger.code).toBe(2);
+    expect(stranger.code).toBe(5);
     expect(stranger.stderr).toMatch(/not counted: mallory@example.com is not an allowed reviewer/);
 
     const self = await road(['approve', 'CLI-1', '--reviewer', 'road-bot'], cliEnv);
-    expect(self.code).toBe(2);
+    expect(self.code).toBe(5);
     expect(self.stderr).toMatch(/no self-approval/);
 
     const approved = await road(['approve', 'CLI-1', '--reviewer', 'alice@example.com', '--comment', 'replay is convincing', '--json'], cliEnv);
@@ -90,7 +105,7 @@ describe('road approve / reject / pending on the dev server', () => {
     expect(result.status).toBe('APPROVED');
 
     const late = await road(['approve', 'CLI-1', '--reviewer', 'carol@example.com'], cliEnv);
-    expect(late.code).toBe(2);
+    expect(late.code).toBe(4);
     expect(late.stderr).toMatch(/CLI-1 is already APPROVED by alice@example.com/);
 
     const audit = await auditTrail(db.pool, result.requestId);
@@ -111,7 +126,7 @@ describe('road approve / reject / pending on the dev server', () => {
     expect(await description.staticSummary()).toMatch(/Approval gate for CLI-1/);
   });
 
-  it('rejects with a reason, and refuses bad input with exit 2 and one line', async () => {
+  it('rejects with a reason, and answers bad input, an unknown task and a closed gate each with its own exit code and one line', async () => {
     await startGate('CLI-2');
     const noReason = await road(['reject', 'CLI-2', '--reviewer', 'carol@example.com'], cliEnv);
     expect(noReason.code).toBe(2);
@@ -122,8 +137,19 @@ describe('road approve / reject / pending on the dev server', () => {
     expect(rejected.stdout).toMatch(/CLI-2: REJECTED by carol@example.com/);
     expect(rejected.stdout).toMatch(/can_merge: false/);
 
+    const blank = await road(['approve', 'CLI-2', '--reviewer', '  '], cliEnv);
+    expect(blank.code).toBe(2);
+    expect(blank.stderr.trim()).toBe('road: invalid decision: reviewer must not be empty');
+    const emptyReason = await road(['reject', 'CLI-2', '--reviewer', 'carol@example.com', '--reason', ' '], cliEnv);
+    expect(emptyReason.code).toBe(2);
+    expect(emptyReason.stderr.trim()).toBe('road: invalid decision: reason must not be empty: a rejection says why the candidate is rejected');
+
+    const rejectedAgain = await road(['approve', 'CLI-2', '--reviewer', 'alice@example.com'], cliEnv);
+    expect(rejectedAgain.code).toBe(4);
+    expect(rejectedAgain.stderr.trim()).toBe('road: CLI-2 is already REJECTED by carol@example.com; nothing changed (the attempt is audited)');
+
     const unknown = await road(['approve', 'NO-SUCH-TASK', '--reviewer', 'alice@example.com'], cliEnv);
-    expect(unknown.code).toBe(2);
+    expect(unknown.code).toBe(3);
     expect(unknown.stderr.trim()).toBe('road: unknown task NO-SUCH-TASK: no approval request is waiting for it (see `road pending`)');
 
     const badId = await road(['approve', 'bad id!', '--reviewer', 'alice@example.com'], cliEnv);
@@ -152,7 +178,19 @@ describe('road approve / reject / pending on the dev server', () => {
 
       const stranger = await decide('mallory-token-0123456789', { action: 'approve' });
       expect(stranger.status).toBe(403);
-      expect(((await stranger.json()) as { message: string }).message).toMatch(/not an allowed reviewer/);
+      const strangerBody = (await stranger.json()) as { error: string; message: string };
+      expect(strangerBody.error).toBe('forbidden');
+      expect(strangerBody.message).toMatch(/not an allowed reviewer/);
+
+      // The same rules as the CLI and the Update validator, in the same words.
+      const typo = await decide('carol-token-0123456789', { action: 'Approve', comment: 'ship it' });
+      expect(typo.status).toBe(400);
+      expect(await typo.json()).toEqual({ error: 'invalid_input', message: 'invalid decision: action must be "approve" or "reject" (got "Approve")' });
+      const noReason = await decide('carol-token-0123456789', { action: 'reject', reason: '  ' });
+      expect(await noReason.json()).toEqual({
+        error: 'invalid_input',
+        message: 'invalid decision: reason must not be empty: a rejection says why the candidate is rejected',
+      });
 
       const approved = await decide('carol-token-0123456789', { action: 'approve', comment: 'looks right' });
       expect(approved.status).toBe(200);
@@ -161,10 +199,52 @@ describe('road approve / reject / pending on the dev server', () => {
       await env.client.workflow.getHandle('road-approval-API-1').result();
       const again = await decide('carol-token-0123456789', { action: 'reject', reason: 'changed my mind' });
       expect(again.status).toBe(409);
-      expect((await fetch(`${base}/v1/approvals/NOPE-1/decision`, { method: 'POST', headers: { authorization: 'Bearer carol-token-0123456789', 'content-type': 'application/json' }, body: '{"action":"approve"}' })).status).toBe(404);
+      expect(await again.json()).toEqual({ error: 'conflict', message: 'API-1 is already APPROVED by carol@example.com; nothing changed (the attempt is audited)' });
+      const unknown = await fetch(`${base}/v1/approvals/NOPE-1/decision`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer carol-token-0123456789', 'content-type': 'application/json' },
+        body: '{"action":"approve"}',
+      });
+      expect(unknown.status).toBe(404);
+      expect(((await unknown.json()) as { error: string }).error).toBe('not_found');
     } finally {
       await app.close();
     }
+  });
+
+  it('refuses an `Approve` Update in its validator — through the SDK and through the Temporal CLI — leaving the gate PENDING and its history untouched', async () => {
+    const handle = await startGate('VALIDATE-1');
+    await eventually(async () => (await latestApprovalForTask(db.pool, 'VALIDATE-1')) ?? undefined, 'the request to be stored');
+    const typo = { action: 'Approve', reviewer: 'alice@example.com', comment: 'ship it' }; // an allowed reviewer, a capital A
+
+    const error = await handle.executeUpdate(decideUpdate, { args: [typo as DecisionRequest] }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WorkflowUpdateFailedError);
+    const cause = (error as WorkflowUpdateFailedError).cause as ApplicationFailure;
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    expect([cause.type, cause.message]).toEqual(['InvalidInput', 'invalid decision: action must be "approve" or "reject" (got "Approve")']);
+
+    // Exactly how the bug was found: Temporal's own CLI, which no ROAD check stands in front of.
+    const cli = await run(toolPaths().temporalCli, [
+      'workflow', 'update', 'execute', '--address', env.address, '--namespace', env.namespace ?? 'default',
+      '--workflow-id', handle.workflowId, '--name', 'decide', '--input', JSON.stringify(typo),
+    ]);
+    expect(cli.code, cli.output).not.toBe(0);
+    expect(cli.output).toMatch(/InvalidInput|invalid decision/);
+    expect(cli.output).toMatch(/action must be \\?"approve\\?" or \\?"reject\\?"/);
+
+    const state = await handle.query(approvalStatusQuery);
+    expect(state).toMatchObject({ status: 'PENDING', attempts: [] });
+    const history = await handle.fetchHistory();
+    const updates = history.events!.filter(
+      (e) => e.workflowExecutionUpdateAdmittedEventAttributes || e.workflowExecutionUpdateAcceptedEventAttributes || e.workflowExecutionUpdateCompletedEventAttributes,
+    );
+    expect(updates).toEqual([]);
+    expect(await auditTrail(db.pool, state.requestId)).toEqual([]);
+
+    // The gate still works: the same reviewer, spelled right.
+    const attempt = await handle.executeUpdate(decideUpdate, { args: [{ ...typo, action: 'approve' }] });
+    expect(attempt.outcome).toBe('accepted');
+    expect((await handle.result()).status).toBe('APPROVED');
   });
 
   it('answers --help with exit 0 and an unknown command with exit 2', async () => {

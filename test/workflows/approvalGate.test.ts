@@ -2,17 +2,18 @@
  * The governance gate on the real time-skipping test server and a real PostgreSQL: days of waiting pass in
  * seconds, signals arrive as a reviewer's would, and every attempt must end up in the audit table.
  */
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure, decodeRetryState } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities/index.js';
+import { createActivities, type RecordDecisionAttemptInput } from '../../activities/index.js';
 import { auditTrail, latestApprovalForTask } from '../../db/approvals.js';
 import type { ApprovalRequestInput, ApprovalState } from '../../domain/approval.js';
-import { approveSignal, approvalWorkflowId, rejectSignal, statusQuery } from '../../workflows/definitions.js';
+import { approvalStatusQuery, approveSignal, approvalWorkflowId, decideUpdate, rejectSignal } from '../../workflows/definitions.js';
 import type { approvalGate } from '../../workflows/approvalGate.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { bundleWorkflows, timeSkippingEnv } from '../helpers/temporal.js';
@@ -62,9 +63,9 @@ async function withGate<T>(fn: (start: (input: ApprovalRequestInput) => ReturnTy
 }
 
 /** Queries until the workflow has judged `count` attempts (signals are processed asynchronously). */
-async function attemptsJudged(handle: { query: (q: typeof statusQuery) => Promise<ApprovalState> }, count: number): Promise<ApprovalState> {
+async function attemptsJudged(handle: { query: (q: typeof approvalStatusQuery) => Promise<ApprovalState> }, count: number): Promise<ApprovalState> {
   for (let i = 0; i < 200; i++) {
-    const state = await handle.query(statusQuery);
+    const state = await handle.query(approvalStatusQuery);
     if (state.attempts.length >= count) return state;
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -76,7 +77,7 @@ describe('approvalGate', () => {
     const result = await withGate(async (start) => {
       const handle = await start(request('EXPIRE-1'));
       await env.sleep(7 * DAY_MS - 60_000); // one minute short of the default timeout
-      expect((await handle.query(statusQuery)).status).toBe('PENDING');
+      expect((await handle.query(approvalStatusQuery)).status).toBe('PENDING');
       return handle.result();
     });
     expect(result.status).toBe('EXPIRED');
@@ -177,7 +178,10 @@ describe('approvalGate', () => {
       await handle.signal(rejectSignal, { reviewer: 'alice@example.com', reason: 'breaks the retry budget' });
       return handle.result();
     });
-    expect(result.attempts.map((a) => a.reason ?? 'counted')).toEqual(['a rejection needs a reason', 'counted']);
+    expect(result.attempts.map((a) => a.reason ?? 'counted')).toEqual([
+      'invalid decision: reason must not be empty: a rejection says why the candidate is rejected',
+      'counted',
+    ]);
     expect(result.status).toBe('REJECTED');
   });
 
@@ -199,18 +203,157 @@ describe('approvalGate', () => {
     expect(String((error as WorkflowFailedError).cause?.message)).toMatch(/allowedReviewers must include someone other than the author/);
   });
 
+  it('refuses junk decision signals before they touch the gate, and audits each as ignored with the rule it broke', async () => {
+    const { pending, result } = await withGate(async (start) => {
+      const handle = await start(request('JUNK-1'));
+      // Signals carry anything a client puts in them: none of these may decide the gate, nor fail its audit.
+      await handle.signal(approveSignal, { reviewer: '' });
+      await handle.signal(approveSignal, 'lgtm' as unknown as { reviewer: string });
+      await handle.signal(rejectSignal, { reviewer: 'alice@example.com', reson: 'typo in the key' } as unknown as { reviewer: string });
+      await handle.signal(approveSignal, { reviewer: 42 } as unknown as { reviewer: string });
+      await handle.signal(approveSignal, { reviewer: 'alice@example.com', comment: 'x'.repeat(4001) });
+      const pending = await attemptsJudged(handle, 5);
+      await handle.signal(approveSignal, { reviewer: 'alice@example.com', comment: 'now properly' });
+      return { pending, result: await handle.result() };
+    });
+    expect(pending).toMatchObject({ status: 'PENDING', canMerge: false });
+    expect(pending.decidedBy).toBeUndefined();
+    const refused = [
+      /reviewer must not be empty/,
+      /a decision must be a JSON object/,
+      /unknown field "reson"/,
+      /reviewer must be a string/,
+      /comment must be at most 4000 characters/,
+    ];
+    pending.attempts.forEach((attempt, i) => {
+      expect(attempt.outcome).toBe('ignored');
+      expect(attempt.reason).toMatch(refused[i]!);
+    });
+    expect(result).toMatchObject({ status: 'APPROVED', decidedBy: 'alice@example.com', decisionNote: 'now properly' });
+
+    const audit = await auditTrail(db.pool, result.requestId);
+    expect(audit.map((a) => [a.action, a.outcome])).toEqual([
+      ['approve', 'ignored'],
+      ['approve', 'ignored'],
+      ['reject', 'ignored'],
+      ['approve', 'ignored'],
+      ['approve', 'ignored'],
+      ['approve', 'accepted'],
+    ]);
+    audit.slice(0, 5).forEach((row, i) => expect(row.reason).toMatch(refused[i]!));
+  });
+
+  it('refuses an Update that breaks the rules in its validator: nothing in history, the gate still waits', async () => {
+    const { error, pending, history } = await withGate(async (start) => {
+      const handle = await start(request('VALIDATE-1'));
+      const error = await handle
+        .executeUpdate(decideUpdate, { args: [{ action: 'Approve' as 'approve', reviewer: 'alice@example.com', comment: 'ship it' }] })
+        .catch((e: unknown) => e);
+      const pending = await handle.query(approvalStatusQuery);
+      const history = await handle.fetchHistory();
+      await handle.terminate('test done');
+      return { error, pending, history };
+    });
+    expect(error).toBeInstanceOf(WorkflowUpdateFailedError);
+    const cause = (error as WorkflowUpdateFailedError).cause;
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    expect((cause as ApplicationFailure).type).toBe('InvalidInput');
+    expect(cause!.message).toBe('invalid decision: action must be "approve" or "reject" (got "Approve")');
+    expect(pending).toMatchObject({ status: 'PENDING', attempts: [] });
+    expect(updateEvents(history)).toEqual([]);
+  });
+
+  it('fails a permanent audit error at once (no retries) and still answers the Update and decides the gate', async () => {
+    // A constraint this database adds for the test: the real activity's INSERT violates it for one reviewer.
+    await db.pool.query(`ALTER TABLE approval_audit ADD CONSTRAINT road_test_refuses_dave CHECK (reviewer <> 'dave@example.com')`);
+    const started = performance.now();
+    const { attempt, result, history } = await withGate(async (start) => {
+      const handle = await start(request('POISON-1', { allowedReviewers: ['dave@example.com', 'alice@example.com'] }));
+      const attempt = await handle.executeUpdate(decideUpdate, { args: [{ action: 'approve', reviewer: 'dave@example.com', comment: 'fine' }] });
+      const result = await handle.result();
+      return { attempt, result, history: await handle.fetchHistory() };
+    });
+    const seconds = (performance.now() - started) / 1000;
+    expect(attempt).toMatchObject({ outcome: 'accepted', reviewer: 'dave@example.com' });
+    expect(attempt.auditError).toMatch(/road_test_refuses_dave.*SQLSTATE 23514.*retrying cannot help/);
+    expect(result).toMatchObject({ status: 'APPROVED', decidedBy: 'dave@example.com', canMerge: true });
+    expect(result.attempts[0]!.auditError).toBe(attempt.auditError);
+
+    // From the history: the audit activity ran exactly once and failed as non-retryable; the others completed.
+    const audit = activityRuns(history, 'recordDecisionAttempt');
+    expect(audit).toEqual([{ attempts: [1], failureType: 'DatabaseRefused', nonRetryable: true, retryState: 'NON_RETRYABLE_FAILURE' }]);
+    expect(activityRuns(history, 'finalizeApproval')).toEqual([{ attempts: [1], completed: true }]);
+    // With unlimited retries, a retried failure would have taken ≥ 1 s (the first backoff) and never ended.
+    expect(seconds).toBeLessThan(30);
+    expect((await latestApprovalForTask(db.pool, 'POISON-1'))?.status).toBe('APPROVED');
+  });
+
+  it('audits the attempt a gate wedged by an `Approve` Update was retrying (recorded by the code before validation)', async () => {
+    // The history was recorded with the old code: its recordDecisionAttempt input carries action "Approve", which the
+    // audit CHECK refused on every retry. The same input must now be stored, as what the gate did with it.
+    const events = (JSON.parse(readFileSync(path.join(FIXTURES, 'approval-gate-unvalidated-approve.json'), 'utf8')) as RecordedHistory).events;
+    const inputOf = (type: string) => {
+      const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType.name === type)!;
+      return JSON.parse(Buffer.from(scheduled.activityTaskScheduledEventAttributes!.input.payloads[0]!.data, 'base64').toString('utf8'));
+    };
+    const recorded = inputOf('recordDecisionAttempt') as RecordDecisionAttemptInput;
+    expect(recorded.attempt.action).toBe('Approve');
+    const activities = createActivities({ pool: db.pool });
+    await activities.persistApprovalRequest(inputOf('persistApprovalRequest'));
+    await activities.recordDecisionAttempt(recorded);
+    const audit = await auditTrail(db.pool, recorded.requestId);
+    expect(audit.map((a) => [a.action, a.rawAction, a.reviewer, a.outcome])).toEqual([['reject', 'Approve', 'alice@example.com', 'accepted']]);
+  });
+
   it('records a replayable history (set ROAD_RECORD_HISTORIES=1 to refresh test/fixtures/histories)', async () => {
     const history = await withGate(async (start) => {
-      const handle = await start(request('HISTORY-1'));
+      const handle = await start(request('HISTORY-2'));
       await handle.signal(approveSignal, { reviewer: 'mallory@example.com' });
-      await handle.signal(approveSignal, { reviewer: 'alice@example.com', comment: 'ok' });
+      await handle.signal(approveSignal, { reviewer: '' }); // refused by the rules, audited
+      await handle.executeUpdate(decideUpdate, { args: [{ action: 'Approve' as 'approve', reviewer: 'alice@example.com' }] }).catch(() => undefined);
+      await attemptsJudged(handle, 2);
+      await handle.executeUpdate(decideUpdate, { args: [{ action: 'approve', reviewer: 'alice@example.com', comment: 'ok' }] });
       await handle.result();
       return handle.fetchHistory();
     });
+    const markers = history.events!.filter((e) => e.markerRecordedEventAttributes);
+    expect(markers).toHaveLength(1); // the patch of validated decisions
     await Worker.runReplayHistory({ workflowBundle: bundle }, history, 'approval-gate');
     if (process.env.ROAD_RECORD_HISTORIES === '1') {
       mkdirSync(FIXTURES, { recursive: true });
-      writeFileSync(path.join(FIXTURES, 'approval-gate-approved.json'), historyToJSON(history));
+      // The histories recorded before are kept: they are what gates started by older code look like.
+      writeFileSync(path.join(FIXTURES, 'approval-gate-validated.json'), historyToJSON(history));
     }
   });
 });
+
+/** The parts of a history JSON file (historyToJSON) that the test reads. */
+interface RecordedHistory {
+  events: Array<{ activityTaskScheduledEventAttributes?: { activityType: { name: string }; input: { payloads: Array<{ data: string }> } } }>;
+}
+
+type History = Awaited<ReturnType<ReturnType<typeof env.client.workflow.getHandle>['fetchHistory']>>;
+
+/** Update events of a history: a refused Update leaves none. */
+function updateEvents(history: History): string[] {
+  return history.events!.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes || e.workflowExecutionUpdateAdmittedEventAttributes || e.workflowExecutionUpdateCompletedEventAttributes).map((e) => String(e.eventType));
+}
+
+/** Each scheduled run of an activity type: its attempt numbers and how it ended, read from the history. */
+function activityRuns(history: History, activityType: string) {
+  const events = history.events!;
+  const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activityType).map((e) => Number(e.eventId));
+  return scheduled.map((id) => {
+    const started = events.filter((e) => Number(e.activityTaskStartedEventAttributes?.scheduledEventId) === id);
+    const failed = events.find((e) => Number(e.activityTaskFailedEventAttributes?.scheduledEventId) === id)?.activityTaskFailedEventAttributes;
+    const completed = events.some((e) => Number(e.activityTaskCompletedEventAttributes?.scheduledEventId) === id);
+    const attempts = started.map((e) => e.activityTaskStartedEventAttributes!.attempt);
+    if (completed) return { attempts, completed };
+    return {
+      attempts,
+      failureType: failed?.failure?.applicationFailureInfo?.type,
+      nonRetryable: failed?.failure?.applicationFailureInfo?.nonRetryable,
+      retryState: decodeRetryState(failed?.retryState),
+    };
+  });
+}
