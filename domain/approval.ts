@@ -18,12 +18,25 @@ export const TASK_ID = z
   .max(128, 'taskId must be at most 128 characters')
   .regex(/^[A-Za-z0-9._:-]+$/, 'taskId may contain only letters, digits and . _ : -');
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Text that PostgreSQL stores as sent: it refuses NUL (and a jsonb with \u0000 or a lone surrogate escape), and
+ * would store a lone UTF-16 surrogate as U+FFFD. `max` counts UTF-16 units, never fewer than PostgreSQL's characters.
+ */
+const storable = (field: string, max: number) =>
+  z
+    .string({ error: `${field} must be a string` })
+    .max(max, `${field} must be at most ${max} characters`)
+    .refine((text) => !text.includes('\u0000'), `${field} must not contain NUL characters`)
+    .refine((text) => !LONE_SURROGATE.test(text), `${field} must not contain lone UTF-16 surrogates`);
+
 const identity = (field: string) =>
   z
-    .string()
+    .string({ error: `${field} must be a string` })
     .trim()
     .min(1, `${field} must not be empty`)
-    .max(255, `${field} must be at most 255 characters`);
+    .pipe(storable(field, 255));
 
 const duration = z.string().transform((text, ctx) => {
   try {
@@ -45,25 +58,26 @@ export type Verdict = (typeof VERDICTS)[number];
 export const approvalRequestSchema = z
   .object({
     taskId: TASK_ID,
-    title: z.string().trim().min(1, 'title must not be empty').max(500, 'title must be at most 500 characters'),
-    candidateRef: z.string().trim().min(1, 'candidateRef must not be empty').max(255, 'candidateRef must be at most 255 characters'),
-    baselineRef: z.string().trim().max(255, 'baselineRef must be at most 255 characters').optional(),
+    title: z.string().trim().min(1, 'title must not be empty').pipe(storable('title', 500)),
+    candidateRef: z.string().trim().min(1, 'candidateRef must not be empty').pipe(storable('candidateRef', 255)),
+    baselineRef: z.string().trim().pipe(storable('baselineRef', 255)).optional(),
     diffStat: z
       .object({ files: z.number().int().min(0), insertions: z.number().int().min(0), deletions: z.number().int().min(0) })
       .optional(),
     impact: z.object({
-      summary: z.string().max(4000, 'impact.summary must be at most 4000 characters').default(''),
-      files: z.array(z.string().min(1).max(1024)).max(200, 'impact.files must list at most 200 paths').default([]),
-      phases: z.array(z.string().min(1).max(255)).max(200, 'impact.phases must list at most 200 phases').default([]),
+      summary: storable('impact.summary', 4000).default(''),
+      files: z.array(storable('impact.files[]', 1024).min(1, 'impact.files[] must not be empty')).max(200, 'impact.files must list at most 200 paths').default([]),
+      phases: z.array(storable('impact.phases[]', 255).min(1, 'impact.phases[] must not be empty')).max(200, 'impact.phases must list at most 200 phases').default([]),
     }),
-    rollbackPlan: z.string().trim().max(4000, 'rollbackPlan must be at most 4000 characters').optional(),
+    rollbackPlan: z.string().trim().pipe(storable('rollbackPlan', 4000)).optional(),
     /** The replay verdict that gates promotion; `can_merge` needs PROMOTE. */
     verdict: z.enum(VERDICTS).optional(),
     evidence: z
       .record(z.string(), z.unknown())
       .default({})
-      .refine((value) => new TextEncoder().encode(JSON.stringify(value)).length <= EVIDENCE_MAX_BYTES, {
-        message: 'evidence must be at most 64 KiB as JSON',
+      .superRefine((value, ctx) => {
+        const problem = evidenceProblem(value);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
       }),
     allowedReviewers: z
       .array(identity('allowedReviewers[]'))
@@ -83,6 +97,24 @@ export const approvalRequestSchema = z
     }
   });
 
+/**
+ * What keeps evidence from being stored as sent, or undefined: more than 64 KiB of JSON, nesting JSON cannot hold,
+ * NUL (jsonb refuses \u0000) or a lone surrogate (jsonb refuses its escape).
+ */
+function evidenceProblem(value: unknown): string | undefined {
+  let json: string;
+  try {
+    json = JSON.stringify(value);
+  } catch {
+    return 'evidence must be plain JSON (nested at most a few thousand levels, no cycles)';
+  }
+  if (new TextEncoder().encode(json).length > EVIDENCE_MAX_BYTES) return 'evidence must be at most 64 KiB as JSON';
+  // JSON.stringify writes NUL as \u0000 and a lone surrogate as its \uXXXX escape (an escaped backslash is \\).
+  if (/(?<!\\)(?:\\\\)*\\u0000/.test(json)) return 'evidence must not contain NUL characters';
+  if (/(?<!\\)(?:\\\\)*\\ud[89a-f][0-9a-f]{2}/i.test(json)) return 'evidence must not contain lone UTF-16 surrogates';
+  return undefined;
+}
+
 /** What a caller passes (timeout as text such as `7d`). */
 export type ApprovalRequestInput = z.input<typeof approvalRequestSchema>;
 /** What the workflow works with (timeout in ms, defaults filled). */
@@ -101,15 +133,8 @@ export const AUDIT_LIMITS = { reviewer: 255, note: 4000, reason: 1000, rawAction
 
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-/** Free text of an attempt: PostgreSQL cannot store NUL, and a lone surrogate would be stored as U+FFFD. */
-const noteText = (field: 'comment' | 'reason') =>
-  z
-    .string({ error: `${field} must be a string` })
-    .max(AUDIT_LIMITS.note, `${field} must be at most ${AUDIT_LIMITS.note} characters`)
-    .refine((text) => !text.includes('\u0000'), `${field} must not contain NUL characters`)
-    .refine((text) => !LONE_SURROGATE.test(text), `${field} must not contain lone UTF-16 surrogates`);
+/** Free text of an attempt, as the audit stores it. */
+const noteText = (field: 'comment' | 'reason') => storable(field, AUDIT_LIMITS.note);
 
 const DECISION_EXAMPLE = '{"action": "approve", "reviewer": "…", "comment": "…"} or {"action": "reject", "reviewer": "…", "reason": "…"}';
 
@@ -121,9 +146,8 @@ export const decisionSchema = z
         .string({ error: 'reviewer must be a string' })
         .trim()
         .min(1, 'reviewer must not be empty')
-        .max(AUDIT_LIMITS.reviewer, `reviewer must be at most ${AUDIT_LIMITS.reviewer} characters`)
         .refine((text) => !CONTROL_CHARACTERS.test(text), 'reviewer must not contain control characters')
-        .refine((text) => !LONE_SURROGATE.test(text), 'reviewer must not contain lone UTF-16 surrogates'),
+        .pipe(storable('reviewer', AUDIT_LIMITS.reviewer)),
       comment: noteText('comment').optional(),
       reason: noteText('reason').optional(),
     },

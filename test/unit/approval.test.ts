@@ -52,6 +52,17 @@ describe('approval request validation', () => {
     expect(errorOf({ ...input, evidence: { blob: 'x'.repeat(64 * 1024) } })).toMatch(/evidence must be at most 64 KiB/);
   });
 
+  it('refuses text PostgreSQL would refuse or change, naming the field', () => {
+    expect(errorOf({ ...input, title: 'fix \u0000 it' })).toBe('title must not contain NUL characters');
+    expect(errorOf({ ...input, impact: { ...input.impact, summary: 'half \udc00' } })).toBe('impact.summary must not contain lone UTF-16 surrogates');
+    expect(errorOf({ ...input, impact: { ...input.impact, files: [''] } })).toMatch(/impact\.files\[\] must not be empty/);
+    expect(errorOf({ ...input, author: 42 })).toBe('author must be a string');
+    expect(errorOf({ ...input, evidence: { note: 'nul \u0000' } })).toBe('evidence must not contain NUL characters');
+    expect(errorOf({ ...input, evidence: { ['key \ud800']: 1 } })).toBe('evidence must not contain lone UTF-16 surrogates');
+    // Escaped look-alikes and paired surrogates are ordinary text.
+    expect(approvalRequestSchema.safeParse({ ...input, evidence: { note: 'a literal \\u0000 and 🚀' } }).success).toBe(true);
+  });
+
   it('refuses a request only its author could decide', () => {
     expect(errorOf({ ...input, allowedReviewers: [' BOB@example.com '] })).toMatch(/someone other than the author/);
   });

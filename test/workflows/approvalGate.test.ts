@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, type RecordDecisionAttemptInput } from '../../activities/index.js';
 import { auditTrail, latestApprovalForTask } from '../../db/approvals.js';
-import type { ApprovalRequestInput, ApprovalState } from '../../domain/approval.js';
+import { approvalRequestSchema, initialState, type ApprovalRequestInput, type ApprovalState } from '../../domain/approval.js';
 import { approvalStatusQuery, approveSignal, approvalWorkflowId, decideUpdate, rejectSignal } from '../../workflows/definitions.js';
 import type { approvalGate } from '../../workflows/approvalGate.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
@@ -303,6 +303,23 @@ describe('approvalGate', () => {
     await activities.recordDecisionAttempt(recorded);
     const audit = await auditTrail(db.pool, recorded.requestId);
     expect(audit.map((a) => [a.action, a.rawAction, a.reviewer, a.outcome])).toEqual([['reject', 'Approve', 'alice@example.com', 'accepted']]);
+  });
+
+  it('stores the largest evidence its rule allows, however long PostgreSQL renders it', async () => {
+    // 64 KiB of compact JSON that jsonb::text renders 47 times longer (5e-324 in full: 0.000…5, 326 characters)
+    // — and 1.5 times longer (0/1 flags).
+    const huge = Array.from({ length: Math.floor((64 * 1024 - 20) / 7) }, () => 5e-324);
+    const flags = Array.from({ length: Math.floor((64 * 1024 - 20) / 2) }, (_, i) => i % 2);
+    const activities = createActivities({ pool: db.pool });
+    for (const [taskId, evidence] of [['EVIDENCE-1', { huge }], ['EVIDENCE-2', { flags }]] as const) {
+      const parsed = approvalRequestSchema.parse(request(taskId, { evidence }));
+      expect(new TextEncoder().encode(JSON.stringify(parsed.evidence)).length).toBeLessThanOrEqual(64 * 1024);
+      const state = initialState(`${taskId}/run`, parsed, Date.now());
+      await activities.persistApprovalRequest({ workflowId: taskId, state, request: parsed });
+      const { rows } = await db.pool.query<{ n: number }>(`SELECT octet_length(evidence::text) AS n FROM approval_requests WHERE task_id = $1`, [taskId]);
+      expect(rows[0]!.n).toBeGreaterThan(70_000); // the old cap refused both
+      if (taskId === 'EVIDENCE-1') expect(rows[0]!.n).toBeGreaterThan(3_000_000);
+    }
   });
 
   it('records a replayable history (set ROAD_RECORD_HISTORIES=1 to refresh test/fixtures/histories)', async () => {
