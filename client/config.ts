@@ -32,6 +32,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): RoadConfig {
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new UsageError(`${path.basename(file)}: ${describeZodError(parsed.error)}`);
   const config = withEnvironment(parsed.data, env);
+  // A relative repository.path belongs to the config file, not to whatever directory a worker was started in.
+  if (config.repository && !path.isAbsolute(config.repository.path)) {
+    config.repository = { ...config.repository, path: path.resolve(path.dirname(file), config.repository.path) };
+  }
   // A running `road dev` fills in what neither the file nor the environment says.
   const dev = readDevState();
   if (dev && !env.DATABASE_URL && !parsed.data.database.url) config.database.url = dev.databaseUrl;

@@ -6,10 +6,11 @@
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createCandidateActivities, type Candidate } from '../../activities/candidate.js';
+import { loadConfig } from '../../client/config.js';
 import { listCandidateAttempts } from '../../db/candidates.js';
 import { configSchema, type RoadConfig } from '../../domain/config.js';
 import type { FollowupTask } from '../../domain/tasks.js';
@@ -355,5 +356,21 @@ describe('checkManualCandidate', () => {
     const acts = activities(configWith('manual'));
     expect((await failureOf(run(1, acts.checkManualCandidate, { task: task(), ref: '--output=/tmp/x', author }))).type).toBe('InvalidInput');
     expect((await failureOf(run(1, acts.checkManualCandidate, { task: task(), ref: 'main', author: ' ' }))).message).toContain('author must be');
+  });
+});
+
+describe('repository.path in road.config.json', () => {
+  it('is relative to the config file, so a worker started elsewhere finds the same repository', async () => {
+    const project = scratchDir('road-test-project-');
+    mkdirSync(path.join(project, 'conf'));
+    const file = path.join(project, 'conf', 'road.config.json');
+    writeFileSync(file, JSON.stringify({ repository: { path: path.relative(path.dirname(file), repo.dir) }, executor: 'manual' }));
+    const config = loadConfig({ ROAD_CONFIG: file });
+    expect(config.repository!.path).toBe(repo.dir);
+    repo.git('switch', '--quiet', '-c', 'carol/fix');
+    repo.commit('fix', { 'src/limits.py': 'LIMIT = 9\n' });
+    repo.git('switch', '--quiet', 'main');
+    const candidate = await run(1, activities(config).checkManualCandidate, { task: task(), ref: 'carol/fix', author: 'carol@example.com' });
+    expect(candidate.changedFiles).toEqual(['src/limits.py']);
   });
 });
