@@ -5,6 +5,7 @@
  */
 import type { Client } from '@temporalio/client';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import { isUtf8 } from 'node:buffer';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { listApprovals } from '../db/approvals.js';
@@ -59,7 +60,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   const app = Fastify({ bodyLimit: MAX_BODY_BYTES, logger: deps.logger ?? false, return503OnClosing: true });
 
   // NDJSON: parsed line by line in the route, so one bad line is one invalid item, not a failed request.
-  app.addContentTypeParser(NDJSON_TYPES, { parseAs: 'string' }, (_req, body, done) => done(null, { ndjson: body as string }));
+  app.addContentTypeParser(NDJSON_TYPES, { parseAs: 'buffer' }, (_req, body, done) => done(null, { ndjson: body as Buffer }));
 
   app.addHook('onRequest', async (request, reply) => {
     if (!request.url.startsWith('/v1/')) return;
@@ -96,18 +97,31 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     }
   });
 
-  app.post('/v1/events', async (request, reply) => {
-    const items = eventsOf(request.body, reply);
-    if (!items) return reply;
-    if (items.length > MAX_EVENTS_PER_REQUEST) {
-      return reply.code(413).send({ error: 'too_many_events', message: `at most ${MAX_EVENTS_PER_REQUEST} events per request (got ${items.length}): send smaller batches` });
-    }
-    const results = await storeEvents(deps.pool, items.map((item) => ('parseError' in item ? PARSE_FAILED : item.value)));
-    // Lines that were not JSON are invalid items with the parser's reason.
-    items.forEach((item, index) => {
-      if ('parseError' in item) results[index] = { index, status: 'invalid', message: item.parseError };
+  // Events get a JSON parser of their own (in a plugin scope: other routes keep Fastify's). Fastify's default refuses
+  // a whole body when any key is named __proto__ or constructor — one event's metadata would cost every event beside
+  // it — while JSON.parse never sets a prototype from a key: each event is judged on its own (domain/telemetry.ts).
+  void app.register(async (events) => {
+    events.removeContentTypeParser('application/json');
+    events.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
+      try {
+        done(null, parseJsonBody(body as Buffer));
+      } catch (error) {
+        done(error as Error, undefined);
+      }
     });
-    return { summary: summarize(results), results };
+    events.post('/v1/events', async (request, reply) => {
+      const items = eventsOf(request.body, reply);
+      if (!items) return reply;
+      if (items.length > MAX_EVENTS_PER_REQUEST) {
+        return reply.code(413).send({ error: 'too_many_events', message: `at most ${MAX_EVENTS_PER_REQUEST} events per request (got ${items.length}): send smaller batches` });
+      }
+      const results = await storeEvents(deps.pool, items.map((item) => ('parseError' in item ? PARSE_FAILED : item.value)));
+      // Lines that were not JSON are invalid items with the parser's reason.
+      items.forEach((item, index) => {
+        if ('parseError' in item) results[index] = { index, status: 'invalid', message: item.parseError };
+      });
+      return { summary: summarize(results), results };
+    });
   });
 
   app.get('/v1/approvals', async (request) => {
@@ -141,19 +155,43 @@ const PARSE_FAILED = Symbol('unparsed line');
 
 type BodyItem = { value: unknown } | { parseError: string };
 
+/**
+ * A JSON body: UTF-8 (JSON text is; a decoder would replace bad bytes with U+FFFD and store what was never sent),
+ * an optional byte-order mark, then JSON.parse — which builds any nesting depth without recursion.
+ */
+function parseJsonBody(body: Buffer): unknown {
+  if (!isUtf8(body)) throw new InvalidInput('the body is not valid UTF-8 (JSON text must be)');
+  const text = body.toString('utf8').replace(/^\uFEFF/, '');
+  if (!text.trim()) throw new InvalidInput('the body is empty: send a JSON array of events');
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new InvalidInput(`the body is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
 function eventsOf(body: unknown, reply: FastifyReply): BodyItem[] | undefined {
-  if (body && typeof body === 'object' && 'ndjson' in body && typeof body.ndjson === 'string') {
-    return body.ndjson
-      .split('\n')
-      .map((line, i) => ({ line: line.trim(), number: i + 1 }))
-      .filter(({ line }) => line.length > 0)
-      .map(({ line, number }): BodyItem => {
-        try {
-          return { value: JSON.parse(line) };
-        } catch (error) {
-          return { parseError: `line ${number} is not valid JSON: ${(error as Error).message}` };
-        }
-      });
+  if (body && typeof body === 'object' && 'ndjson' in body && Buffer.isBuffer(body.ndjson)) {
+    const lines: BodyItem[] = [];
+    let start = 0;
+    for (let number = 1; start <= body.ndjson.length; number++) {
+      const end = body.ndjson.indexOf(0x0a, start);
+      const bytes = body.ndjson.subarray(start, end < 0 ? body.ndjson.length : end);
+      start = end < 0 ? body.ndjson.length + 1 : end + 1;
+      // Line by line, so a line that is not UTF-8 is one invalid item.
+      if (!isUtf8(bytes)) {
+        lines.push({ parseError: `line ${number} is not valid UTF-8` });
+        continue;
+      }
+      const line = bytes.toString('utf8').replace(number === 1 ? /^\uFEFF/ : /^$/, '').trim();
+      if (!line) continue;
+      try {
+        lines.push({ value: JSON.parse(line) });
+      } catch (error) {
+        lines.push({ parseError: `line ${number} is not valid JSON: ${(error as Error).message}` });
+      }
+    }
+    return lines;
   }
   if (!Array.isArray(body)) {
     void reply.code(400).send({

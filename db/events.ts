@@ -6,13 +6,14 @@
  * if a concurrent writer stores one of them meanwhile, the chunk falls back to COPY into a staging table and
  * INSERT … SELECT … ON CONFLICT DO NOTHING, which judges every row whatever runs beside it.
  */
-import type { PoolClient } from 'pg';
+import type { DatabaseError, PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import {
   CONTENT_COLUMNS,
   conflictMessage,
+  DATABASE_CHECKS,
   splitRepeats,
   validateEvent,
   type ItemResult,
@@ -33,16 +34,16 @@ const COLUMN_LIST = EVENT_COLUMNS.join(', ');
 const STAGING_COLUMNS = ['ord integer', ...EVENT_COLUMNS.map((c) => `${c} ${COLUMN_TYPES[c]}`)].join(', ');
 
 /** Inserts the rows of `source` (which has `ord` plus the event columns) and returns those that were not inserted. */
-const storeAndJudge = (source: string) => `
+const storeAndJudge = (source: string, where = '') => `
   WITH inserted AS (
     INSERT INTO phase_outcome_events (${COLUMN_LIST})
-    SELECT ${COLUMN_LIST} FROM ${source} ORDER BY event_id
+    SELECT ${COLUMN_LIST} FROM ${source} ${where} ORDER BY event_id
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
   )
   SELECT s.ord, s.event_id, e.content_hash AS stored_hash
   FROM ${source} s LEFT JOIN phase_outcome_events e ON e.event_id = s.event_id
-  WHERE NOT EXISTS (SELECT 1 FROM inserted i WHERE i.event_id = s.event_id)`;
+  ${where ? where.replace('WHERE', 'WHERE s.') + ' AND' : 'WHERE'} NOT EXISTS (SELECT 1 FROM inserted i WHERE i.event_id = s.event_id)`;
 
 interface NotInserted {
   ord: number;
@@ -173,38 +174,165 @@ export async function bulkStoreEvents(pool: Pool, items: AsyncIterable<RawItem> 
  * One chunk, one transaction. The fast path looks up which ids are already stored and COPYs the new events straight
  * into the table; if a concurrent writer stored one of them meanwhile (unique violation), the chunk falls back to
  * COPY into staging + INSERT … ON CONFLICT DO NOTHING, which judges every row whatever runs beside it.
+ * If PostgreSQL refuses a row anyway (a CHECK, an encoding error: the validator and the database disagree), only
+ * that event comes back invalid — see storeJudging — and the rest of the chunk is stored.
  */
 async function writeChunk(client: PoolClient, valid: Judged[]): Promise<ItemResult[]> {
   if (!valid.length) return [];
-  const { firsts, repeats } = splitRepeats(valid);
   return inTransaction(client, async () => {
-    const ids = firsts.map(({ event }) => event.event_id);
-    const { rows: stored } = await client.query<{ event_id: string; content_hash: string }>(
-      'SELECT event_id, content_hash FROM phase_outcome_events WHERE event_id = ANY($1::text[])',
-      [ids],
-    );
-    const storedHash = new Map(stored.map((row) => [row.event_id, row.content_hash]));
-    let notInserted: NotInserted[] = [];
-    const fresh: Judged[] = [];
-    firsts.forEach((item, ord) => {
-      const hash = storedHash.get(item.event.event_id);
-      if (hash === undefined) fresh.push(item);
-      else notInserted.push({ ord, event_id: item.event.event_id, stored_hash: hash });
-    });
-    // Rows in event_id order: concurrent chunks then take their row locks in one order and cannot deadlock.
-    fresh.sort((a, b) => (a.event.event_id < b.event.event_id ? -1 : 1));
-    await client.query('SAVEPOINT direct_copy');
-    try {
-      await copyRows(client, `phase_outcome_events (${COLUMN_LIST})`, fresh.map(({ event, contentText }) => copyLine(undefined, event, contentText)));
-    } catch (error) {
-      if ((error as { code?: string }).code !== '23505') throw error; // unique_violation: a concurrent writer won
-      await client.query('ROLLBACK TO SAVEPOINT direct_copy');
-      await client.query(`CREATE TEMP TABLE IF NOT EXISTS road_event_staging (${STAGING_COLUMNS}) ON COMMIT DELETE ROWS`);
-      await copyRows(client, 'road_event_staging', firsts.map(({ event, contentText }, ord) => copyLine(ord, event, contentText)));
-      notInserted = (await client.query<NotInserted>(storeAndJudge('road_event_staging'))).rows;
+    const results: ItemResult[] = [];
+    let pending = valid;
+    // Usually one round. A refused event's id may come again in the batch with other content, which may be stored:
+    // such repeats are judged in a round of their own.
+    while (pending.length) {
+      const { firsts, repeats } = splitRepeats(pending);
+      const { notInserted, refused } = await storeFirsts(client, firsts);
+      const refusedIds = new Map<string, { hash: string; message: string }>();
+      const stored: Judged[] = [];
+      firsts.forEach((item, ord) => {
+        const message = refused.get(ord);
+        if (message === undefined) return void stored.push(item);
+        refusedIds.set(item.event.event_id, { hash: item.event.content_hash, message });
+        results.push({ index: item.index, status: 'invalid', event_id: item.event.event_id, message });
+      });
+      const storedRepeats: Judged[] = [];
+      pending = [];
+      for (const item of repeats) {
+        const refusal = refusedIds.get(item.event.event_id);
+        if (!refusal) storedRepeats.push(item);
+        else if (refusal.hash === item.event.content_hash) results.push({ index: item.index, status: 'invalid', event_id: item.event.event_id, message: refusal.message });
+        else pending.push(item);
+      }
+      const ordOf = new Map(firsts.map((item, ord) => [item, ord]));
+      const kept = stored.map((item) => ordOf.get(item)!);
+      const renumbered = new Map(kept.map((ord, i) => [ord, i]));
+      const notInsertedKept = notInserted.filter((row) => renumbered.has(row.ord)).map((row) => ({ ...row, ord: renumbered.get(row.ord)! }));
+      results.push(...(await verdicts(client, stored, storedRepeats, notInsertedKept)));
     }
-    return verdicts(client, firsts, repeats, notInserted);
+    return results;
   });
+}
+
+/** Stores the first occurrence of each id; returns the rows not inserted (already stored) and the refused ones (ord → message). */
+async function storeFirsts(client: PoolClient, firsts: Judged[]): Promise<{ notInserted: NotInserted[]; refused: Map<number, string> }> {
+  const ids = firsts.map(({ event }) => event.event_id);
+  const { rows: stored } = await client.query<{ event_id: string; content_hash: string }>(
+    'SELECT event_id, content_hash FROM phase_outcome_events WHERE event_id = ANY($1::text[])',
+    [ids],
+  );
+  const storedHash = new Map(stored.map((row) => [row.event_id, row.content_hash]));
+  const notInserted: NotInserted[] = [];
+  const fresh: Array<{ ord: number; line: string }> = [];
+  firsts.forEach(({ event, contentText }, ord) => {
+    const hash = storedHash.get(event.event_id);
+    if (hash === undefined) fresh.push({ ord, line: copyLine(undefined, event, contentText) });
+    else notInserted.push({ ord, event_id: event.event_id, stored_hash: hash });
+  });
+  // Rows in event_id order: concurrent chunks then take their row locks in one order and cannot deadlock.
+  fresh.sort((a, b) => (ids[a.ord]! < ids[b.ord]! ? -1 : 1));
+  const refused = new Map<number, string>();
+  await client.query('SAVEPOINT direct_copy');
+  try {
+    const write = (rows: typeof fresh) => copyRows(client, `phase_outcome_events (${COLUMN_LIST})`, rows.map((r) => r.line));
+    for (const [ord, message] of await storeJudging(client, 'direct_copy', fresh, write)) {
+      refused.set(ord, message);
+    }
+    return { notInserted, refused };
+  } catch (error) {
+    if ((error as { code?: string }).code !== '23505') throw error; // unique_violation: a concurrent writer won
+    await client.query('ROLLBACK TO SAVEPOINT direct_copy');
+  }
+  // The fallback judges every row whatever runs beside it: staging, then INSERT … ON CONFLICT DO NOTHING.
+  refused.clear();
+  await client.query(`CREATE TEMP TABLE IF NOT EXISTS road_event_staging (${STAGING_COLUMNS}) ON COMMIT DELETE ROWS`);
+  await client.query('DELETE FROM road_event_staging'); // an earlier round of this transaction may have left rows
+  const staged = firsts.map(({ event, contentText }, ord) => ({ ord, line: copyLine(ord, event, contentText) }));
+  await client.query('SAVEPOINT road_staging');
+  for (const [ord, message] of await storeJudging(client, 'road_staging', staged, (rows) => copyRows(client, 'road_event_staging', rows.map((r) => r.line)))) {
+    refused.set(ord, message);
+  }
+  const notInsertedRows: NotInserted[] = [];
+  const inStaging = staged.filter((row) => !refused.has(row.ord));
+  await client.query('SAVEPOINT road_staging');
+  const judged = await storeJudging(client, 'road_staging', inStaging, async (rows) => {
+    const ords = rows.map((r) => r.ord);
+    const { rows: found } = await client.query<NotInserted>(storeAndJudge('road_event_staging', 'WHERE ord = ANY($1::integer[])'), [ords]);
+    notInsertedRows.push(...found);
+    return found.length;
+  });
+  for (const [ord, message] of judged) refused.set(ord, message);
+  return { notInserted: notInsertedRows, refused };
+}
+
+/** SQLSTATE classes of a row the database refuses for what it holds: data exceptions (22…), integrity (23…, but
+ * unique_violation has its own path), program limits (54…, e.g. an index row too large). Anything else — a lost
+ * connection, a shutdown, a serialization failure — is not the event's fault and is thrown. */
+const isRefusal = (error: unknown): error is DatabaseError => {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && code !== '23505' && /^(22|23|54)/.test(code);
+};
+
+/**
+ * Runs `write` on all rows, just after the caller set `savepoint`. When the database refuses the batch for a row's
+ * content, it rolls back to the savepoint and finds the refused rows by bisection (each try under a savepoint of
+ * its own, so what was written before stays) while writing all the others. Returns the refused rows' messages by
+ * ord. One bad row among n costs about 2·log2(n) statements — on the failure path only: the usual batch is one
+ * statement, as before.
+ */
+async function storeJudging<R extends { ord: number }>(
+  client: PoolClient,
+  savepoint: string,
+  rows: R[],
+  write: (rows: R[]) => Promise<unknown>,
+): Promise<Map<number, string>> {
+  const refused = new Map<number, string>();
+  if (!rows.length) return refused;
+  try {
+    await write(rows);
+    return refused;
+  } catch (error) {
+    if (!isRefusal(error)) throw error;
+    await client.query(`ROLLBACK TO SAVEPOINT ${savepoint}`);
+  }
+  const bisect = async (part: R[]): Promise<void> => {
+    const half = part.length >> 1;
+    for (const piece of [part.slice(0, half), part.slice(half)]) {
+      if (!piece.length) continue;
+      await client.query('SAVEPOINT road_rows');
+      let refusal: DatabaseError;
+      try {
+        await write(piece);
+        await client.query('RELEASE SAVEPOINT road_rows');
+        continue;
+      } catch (error) {
+        if (!isRefusal(error)) throw error;
+        refusal = error;
+        await client.query('ROLLBACK TO SAVEPOINT road_rows');
+        await client.query('RELEASE SAVEPOINT road_rows');
+      }
+      if (piece.length === 1) refused.set(piece[0]!.ord, await refusalMessage(client, refusal));
+      else await bisect(piece);
+    }
+  };
+  await bisect(rows);
+  return refused;
+}
+
+/** The refusal in words, naming the field: the contract's rule for our CHECKs, the columns of any other constraint. */
+async function refusalMessage(client: PoolClient, error: DatabaseError): Promise<string> {
+  const known = error.constraint ? DATABASE_CHECKS[error.constraint] : undefined;
+  if (known) return `${known.field} was refused by the database (${error.constraint}): ${known.field} must be ${known.rule}`;
+  let fields = error.column ? [error.column] : [];
+  if (!fields.length && error.constraint) {
+    const { rows } = await client.query<{ attname: string }>(
+      `SELECT a.attname FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+       WHERE c.conrelid = 'phase_outcome_events'::regclass AND c.conname = $1 ORDER BY a.attnum`,
+      [error.constraint],
+    );
+    fields = rows.map((row) => row.attname);
+  }
+  if (!fields.length) fields = [/column (\w+)/.exec(error.where ?? '')?.[1] ?? (error.code === '22P05' || error.code === '22P02' ? 'metadata' : 'the event')];
+  return `${fields.join(', ')} refused by the database (${error.constraint ?? `SQLSTATE ${error.code}`}): ${error.message}`;
 }
 
 /** COPY … FROM STDIN of preformatted text-format lines. */

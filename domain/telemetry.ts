@@ -11,6 +11,13 @@ import { describeZodError } from './validation.js';
 export const OUTCOMES = ['SUCCESS', 'FAILED', 'TIMEOUT', 'STUCK'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
+/*
+ * THE EVENT CONTRACT. Every rule an event must meet lives here, once: the validator below (zod for the shape, then
+ * the exact checks) is driven by these tables, and the CHECKs of db/migrations/1764400000000_event_contract.sql
+ * state the same rules for the stored row — test/integration/eventContract.property.test.ts proves that both
+ * accept exactly the same events. Change a rule here, change the CHECK in a new migration, and the test tells
+ * whether they still agree.
+ */
 export const LIMITS = {
   eventIdChars: 128,
   runIdChars: 255,
@@ -18,132 +25,360 @@ export const LIMITS = {
   nameChars: 255, // phase_type, model
   stopReasonBytes: 255, // "< 256 bytes"
   rationaleBytes: 10 * 1024 - 1, // "< 10 KiB"
-  metadataBytes: 16 * 1024,
+  attemptMax: 1_000_000,
+  /** Counts are JSON numbers (doubles): beyond 2^53 − 1 a double cannot tell n from n + 1. */
+  countMax: Number.MAX_SAFE_INTEGER,
+  commitShaMinChars: 7,
+  commitShaMaxChars: 64,
   files: 200,
   testsFailed: 500,
   pathBytes: 1024,
   testIdBytes: 1024,
+  /** metadata in jsonb's own text form (`metadata::text`): what PostgreSQL stores and its CHECK measures. */
+  metadataBytes: 16 * 1024,
+  /** The metadata object itself is level 1; `{"a": {"b": []}}` nests 3 levels. */
+  metadataDepth: 32,
+  /** occurred_at from this instant (inclusive)… */
+  earliestOccurredAt: Date.UTC(2000, 0, 1),
+  /** …to this long after ROAD received the event (inclusive): clock skew, not the future. */
+  futureSlackMs: 24 * 60 * 60 * 1000,
 } as const;
+
+/** Text columns: a well-formed string without NUL, its length measured in code points (as PostgreSQL's char_length) or UTF-8 bytes. */
+export const TEXT_RULES = [
+  { field: 'run_id', required: true, unit: 'characters', min: 1, max: LIMITS.runIdChars },
+  { field: 'phase_id', required: true, unit: 'characters', min: 1, max: LIMITS.phaseIdChars },
+  { field: 'phase_type', required: false, unit: 'characters', min: 0, max: LIMITS.nameChars },
+  { field: 'model', required: false, unit: 'characters', min: 0, max: LIMITS.nameChars },
+  { field: 'stop_reason', required: false, unit: 'bytes', min: 0, max: LIMITS.stopReasonBytes },
+  { field: 'decision_rationale', required: false, unit: 'bytes', min: 0, max: LIMITS.rationaleBytes },
+] as const;
+export type TextField = (typeof TEXT_RULES)[number]['field'];
+
+/** Integer columns, as JSON numbers. */
+export const INTEGER_RULES = [
+  { field: 'attempt', min: 1, max: LIMITS.attemptMax },
+  { field: 'tokens_used', min: 0, max: LIMITS.countMax },
+  { field: 'prompt_tokens', min: 0, max: LIMITS.countMax },
+  { field: 'completion_tokens', min: 0, max: LIMITS.countMax },
+  { field: 'duration_ms', min: 0, max: LIMITS.countMax },
+] as const;
+export type IntegerField = (typeof INTEGER_RULES)[number]['field'];
+
+/**
+ * Lists of strings. `[]` is a valid "none" and is stored as an empty array — distinct from leaving the field out
+ * ("not reported"), so the two are different content for the same event_id. Items: no control characters, 1 to
+ * itemBytes bytes of UTF-8 (paths measured after normalisation).
+ */
+export const LIST_RULES = [
+  { field: 'files', noun: 'paths', maxItems: LIMITS.files, itemBytes: LIMITS.pathBytes },
+  { field: 'tests_failed', noun: 'test ids', maxItems: LIMITS.testsFailed, itemBytes: LIMITS.testIdBytes },
+] as const;
+export type ListField = (typeof LIST_RULES)[number]['field'];
+
+export const EVENT_ID_PATTERN = new RegExp(`^[A-Za-z0-9._:-]{1,${LIMITS.eventIdChars}}$`);
+export const COMMIT_SHA_PATTERN = new RegExp(`^[0-9a-fA-F]{${LIMITS.commitShaMinChars},${LIMITS.commitShaMaxChars}}$`);
+
+/**
+ * The database's CHECK constraints and the rule each states, in words: when PostgreSQL refuses a row anyway
+ * (db/events.ts re-judges the batch), the refused event's message names the field and the rule.
+ */
+export const DATABASE_CHECKS: Record<string, { field: string; rule: string }> = {
+  phase_outcome_events_event_id_check: { field: 'event_id', rule: `1–${LIMITS.eventIdChars} characters of A–Z a–z 0–9 . _ : -` },
+  phase_outcome_events_run_id_check: { field: 'run_id', rule: `1–${LIMITS.runIdChars} characters` },
+  phase_outcome_events_phase_id_check: { field: 'phase_id', rule: `1–${LIMITS.phaseIdChars} characters` },
+  phase_outcome_events_phase_type_check: { field: 'phase_type', rule: `at most ${LIMITS.nameChars} characters` },
+  phase_outcome_events_model_check: { field: 'model', rule: `at most ${LIMITS.nameChars} characters` },
+  phase_outcome_events_attempt_check: { field: 'attempt', rule: `an integer from 1 to ${LIMITS.attemptMax}` },
+  phase_outcome_events_stop_reason_check: { field: 'stop_reason', rule: `at most ${LIMITS.stopReasonBytes} bytes of UTF-8` },
+  phase_outcome_events_decision_rationale_check: { field: 'decision_rationale', rule: `at most ${LIMITS.rationaleBytes} bytes of UTF-8` },
+  ...Object.fromEntries(
+    INTEGER_RULES.filter((r) => r.field !== 'attempt').map((r) => [`phase_outcome_events_${r.field}_check`, { field: r.field, rule: `an integer from 0 to ${LIMITS.countMax}` }]),
+  ),
+  phase_outcome_events_files_check: {
+    field: 'files',
+    rule: `at most ${LIMITS.files} normalised repo-relative paths of 1–${LIMITS.pathBytes} bytes, without control characters, backslashes, "." or ".." segments`,
+  },
+  phase_outcome_events_tests_failed_check: { field: 'tests_failed', rule: `at most ${LIMITS.testsFailed} test ids of 1–${LIMITS.testIdBytes} bytes without control characters` },
+  phase_outcome_events_commit_sha_check: { field: 'commit_sha', rule: `${LIMITS.commitShaMinChars}–${LIMITS.commitShaMaxChars} lower-case hexadecimal characters` },
+  phase_outcome_events_metadata_check: {
+    field: 'metadata',
+    rule: `a JSON object of at most ${LIMITS.metadataBytes} bytes as jsonb text, nested at most ${LIMITS.metadataDepth} levels`,
+  },
+  phase_outcome_events_occurred_at_check: { field: 'occurred_at', rule: 'from 2000-01-01T00:00:00Z to 1 day after ROAD received the event' },
+  phase_outcome_events_content_hash_check: { field: 'content_hash', rule: '64 lower-case hexadecimal characters' },
+};
 
 export type IngestStatus = 'accepted' | 'duplicate' | 'conflict' | 'invalid';
 
 const utf8Bytes = (text: string): number => Buffer.byteLength(text, 'utf8');
 
-/*
- * Two passes keep validation cheap (it runs on every event of a bulk import): zod checks types, enums and bounds in
- * UTF-16 units, which are necessary conditions; `exactIssues` then checks the real limits — code points for
- * character limits (as PostgreSQL counts them), UTF-8 bytes for byte limits, characters PostgreSQL cannot store,
- * and repo-relative paths — but only measures a string when its length could break the limit.
- */
-const str = (field: string) => z.string({ error: `${field} must be a string` });
-const bounded = (field: string, min: number, maxUnits: number, limit: string) =>
-  str(field)
-    .min(min, `${field} must not be empty`)
-    .max(maxUnits, `${field} must be at most ${limit}`);
+// ------------------------------------------------------------------------------------------------- the shape (zod)
 
-const count = (field: string) =>
-  z
-    .number({ error: `${field} must be a number` })
-    .int(`${field} must be an integer`)
-    .min(0, `${field} must be ≥ 0`)
-    .max(Number.MAX_SAFE_INTEGER, `${field} is too large`);
-
-// A code point is at most 2 UTF-16 units; a byte limit bounds the units too.
-const chars = (field: string, min: number, max: number) => bounded(field, min, 2 * max, `${max} characters`);
-const bytes = (field: string, max: number) => bounded(field, 0, max, `${max} bytes of UTF-8`);
+/** zod checks types, required fields and unknown keys; every bound is an exact check below, from the tables. */
+const typed = (field: string, what: string) => ({
+  error: (issue: { input?: unknown }) => (issue.input === undefined ? `${field} is required` : `${field} must be ${what}`),
+});
+const text = (field: string) => z.string(typed(field, 'a string'));
+// NaN and ±Infinity (1e400 in JSON) are numbers zod refuses: integerIssue says why, so zod stays quiet about them.
+const integer = (field: string) =>
+  z.number({ error: (issue) => (typeof issue.input === 'number' ? '' : issue.input === undefined ? `${field} is required` : `${field} must be a number`) });
+const list = (field: string, noun: string) =>
+  z.array(z.string({ error: (issue) => `${field}[${String(issue.path?.at(-1) ?? '')}] must be a string` }), typed(field, `an array of ${noun}`));
 
 export const phaseOutcomeSchema = z
-  .object({
-    event_id: str('event_id')
-      .regex(/^[A-Za-z0-9._:-]{1,128}$/, `event_id must be 1–${LIMITS.eventIdChars} characters of A–Z a–z 0–9 . _ : -`)
-      .optional(),
-    run_id: chars('run_id', 1, LIMITS.runIdChars),
-    phase_id: chars('phase_id', 1, LIMITS.phaseIdChars),
-    phase_type: chars('phase_type', 0, LIMITS.nameChars).optional(),
-    model: chars('model', 0, LIMITS.nameChars).optional(),
-    attempt: z.number({ error: 'attempt must be a number' }).int('attempt must be an integer').min(1, 'attempt must be ≥ 1').max(1_000_000, 'attempt must be ≤ 1000000').default(1),
+  .object(
+    {
+    event_id: text('event_id').optional(),
+    run_id: text('run_id'),
+    phase_id: text('phase_id'),
+    phase_type: text('phase_type').optional(),
+    model: text('model').optional(),
+    attempt: integer('attempt').optional(),
     outcome: z.enum(OUTCOMES, { error: `outcome must be one of ${OUTCOMES.join(', ')}` }),
-    stop_reason: bytes('stop_reason', LIMITS.stopReasonBytes).optional(),
-    decision_rationale: bytes('decision_rationale', LIMITS.rationaleBytes).optional(),
-    tokens_used: count('tokens_used').optional(),
-    prompt_tokens: count('prompt_tokens').optional(),
-    completion_tokens: count('completion_tokens').optional(),
-    duration_ms: count('duration_ms').optional(),
-    files: z
-      .array(bounded('files[]', 1, LIMITS.pathBytes, `${LIMITS.pathBytes} bytes`), { error: 'files must be an array of paths' })
-      .max(LIMITS.files, `files must list at most ${LIMITS.files} paths`)
-      .optional(),
-    tests_failed: z
-      .array(bounded('tests_failed[]', 1, LIMITS.testIdBytes, `${LIMITS.testIdBytes} bytes`), { error: 'tests_failed must be an array of test ids' })
-      .max(LIMITS.testsFailed, `tests_failed must list at most ${LIMITS.testsFailed} test ids`)
-      .optional(),
-    commit_sha: str('commit_sha')
-      .regex(/^[0-9a-fA-F]{7,64}$/, 'commit_sha must be 7–64 hexadecimal characters')
-      .optional(),
-    occurred_at: z.iso.datetime({
-      offset: true,
-      error: 'occurred_at must be an ISO-8601 date-time with a time zone offset, e.g. 2026-11-28T09:30:00Z',
-    }),
-    metadata: z.record(z.string(), z.unknown(), { error: 'metadata must be a JSON object' }).optional(),
-  })
+    stop_reason: text('stop_reason').optional(),
+    decision_rationale: text('decision_rationale').optional(),
+    tokens_used: integer('tokens_used').optional(),
+    prompt_tokens: integer('prompt_tokens').optional(),
+    completion_tokens: integer('completion_tokens').optional(),
+    duration_ms: integer('duration_ms').optional(),
+    files: list('files', 'paths').optional(),
+    tests_failed: list('tests_failed', 'test ids').optional(),
+    commit_sha: text('commit_sha').optional(),
+    occurred_at: text('occurred_at'),
+    // Judged by inspectMetadata before zod runs (iteratively: a deep value must not reach a recursive walker).
+    metadata: z.custom<Record<string, unknown>>(() => true).optional(),
+    },
+    {
+      error: (issue) =>
+        issue.code === 'unrecognized_keys'
+          ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`
+          : undefined,
+    },
+  )
   .strict();
 
-type Parsed = z.output<typeof phaseOutcomeSchema>;
+export type PhaseOutcomeInput = z.input<typeof phaseOutcomeSchema>;
 
-const CHAR_LIMITS = [['run_id', LIMITS.runIdChars], ['phase_id', LIMITS.phaseIdChars], ['phase_type', LIMITS.nameChars], ['model', LIMITS.nameChars]] as const;
-const BYTE_LIMITS = [['stop_reason', LIMITS.stopReasonBytes], ['decision_rationale', LIMITS.rationaleBytes]] as const;
-// Control characters would break a path or test id (and NUL cannot be stored in PostgreSQL at all).
+// ------------------------------------------------------------------------------------------------- exact checks
+
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f]/;
-
 // Backslashes, empty, `.` or `..` segments, or a leading `/` or drive: anything else is already a normal relative path.
 const NEEDS_NORMALIZING = /\\|\/\/|(^|\/)\.{1,2}(\/|$)|^\/|^[A-Za-z]:/;
+const ABSOLUTE = /^(\/|[A-Za-z]:)/;
 
-/** The exact limits; fills `files` with the normalised paths. */
-function exactIssues(e: Parsed): string[] {
-  const issues: string[] = [];
-  for (const [field, max] of CHAR_LIMITS) {
-    const value = e[field];
-    if (value === undefined) continue;
-    if (value.includes('\u0000')) issues.push(`${field} must not contain NUL characters`);
-    if (value.length > max) {
-      const n = [...value].length;
-      if (n > max) issues.push(`${field} must be at most ${max} characters (got ${n})`);
-    }
+// String.prototype.isWellFormed is in Node ≥ 20; the project's lib setting predates its typing.
+type WellFormedString = string & { isWellFormed(): boolean };
+
+/** Why a string cannot be stored as it is, or undefined: PostgreSQL stores no NUL, and a lone surrogate would become U+FFFD. */
+function unstorable(field: string, value: string): string | undefined {
+  if (!(value as WellFormedString).isWellFormed()) {
+    const at = [...value].findIndex((c) => c.length === 1 && c >= '\ud800' && c <= '\udfff');
+    return `${field} must be well-formed Unicode: it holds a lone UTF-16 surrogate (code point ${at})`;
   }
-  for (const [field, max] of BYTE_LIMITS) {
-    const value = e[field];
-    if (value === undefined) continue;
-    if (value.includes('\u0000')) issues.push(`${field} must not contain NUL characters`);
-    if (value.length * 3 > max) {
-      const n = utf8Bytes(value);
-      if (n > max) issues.push(`${field} must be at most ${max} bytes of UTF-8 (got ${n})`);
-    }
-  }
-  if (e.files) {
-    e.files = e.files.map((raw) => {
-      const path = NEEDS_NORMALIZING.test(raw) ? posix.normalize(raw.replaceAll('\\', '/')).replace(/^\.\//, '') : raw;
-      if (CONTROL.test(raw)) issues.push('files[] must not contain control characters');
-      else if (path.startsWith('/') || /^[A-Za-z]:/.test(path)) issues.push(`files[] must be repo-relative, not absolute (got ${JSON.stringify(raw)})`);
-      else if (path === '.' || path === '..' || path.startsWith('../')) issues.push(`files[] must not contain ".." or point at the repository root (got ${JSON.stringify(raw)})`);
-      else if (utf8Bytes(path) > LIMITS.pathBytes) issues.push(`files[] must be at most ${LIMITS.pathBytes} bytes`);
-      return path;
-    });
-  }
-  if (e.tests_failed?.some((id) => CONTROL.test(id))) issues.push('tests_failed[] must not contain control characters');
-  if (e.tests_failed?.some((id) => id.length * 3 > LIMITS.testIdBytes && utf8Bytes(id) > LIMITS.testIdBytes)) {
-    issues.push(`tests_failed[] must be at most ${LIMITS.testIdBytes} bytes`);
-  }
-  if (e.metadata) {
-    const json = JSON.stringify(e.metadata);
-    if (json.includes('\\u0000')) issues.push('metadata must not contain NUL characters');
-    const n = json.length * 3 > LIMITS.metadataBytes ? utf8Bytes(json) : json.length;
-    if (n > LIMITS.metadataBytes) issues.push(`metadata must be at most ${LIMITS.metadataBytes} bytes as JSON (got ${n})`);
-  }
-  return issues;
+  if (value.includes('\u0000')) return `${field} must not contain NUL characters`;
+  return undefined;
 }
 
-export type PhaseOutcomeInput = z.input<typeof phaseOutcomeSchema>;
+function textIssue(rule: (typeof TEXT_RULES)[number], value: string): string | undefined {
+  const bad = unstorable(rule.field, value);
+  if (bad) return bad;
+  if (value.length < rule.min) return `${rule.field} must not be empty`;
+  if (rule.unit === 'characters') {
+    // A code point is 1 or 2 UTF-16 units: within the limit in units is within it in code points.
+    if (value.length > rule.max) {
+      const n = [...value].length;
+      if (n > rule.max) return `${rule.field} must be at most ${rule.max} characters (got ${n})`;
+    }
+  } else if (value.length * 3 > rule.max) {
+    // A UTF-16 unit is at most 3 bytes of UTF-8.
+    const n = utf8Bytes(value);
+    if (n > rule.max) return `${rule.field} must be at most ${rule.max} bytes of UTF-8 (got ${n})`;
+  }
+  return undefined;
+}
+
+function integerIssue(rule: (typeof INTEGER_RULES)[number], value: number): string | undefined {
+  if (!Number.isFinite(value)) return `${rule.field} must be a finite number`;
+  if (!Number.isInteger(value)) return `${rule.field} must be an integer`;
+  if (value < rule.min) return `${rule.field} must be ≥ ${rule.min}`;
+  if (value > rule.max) return `${rule.field} must be at most ${rule.max}${rule.max === Number.MAX_SAFE_INTEGER ? ' (2^53 − 1)' : ''}`;
+  return undefined;
+}
+
+/** A path as stored: `/` separators, no `.` or empty segments, `..` resolved, no leading `./`. */
+export function normalizePath(raw: string): string {
+  return NEEDS_NORMALIZING.test(raw) ? posix.normalize(raw.replaceAll('\\', '/')).replace(/^\.\//, '') : raw;
+}
+
+/** Checks a list's items; returns the items as stored (paths normalised). */
+function listItems(rule: (typeof LIST_RULES)[number], items: readonly string[], issues: string[]): string[] {
+  const { field } = rule;
+  if (items.length > rule.maxItems) issues.push(`${field} must list at most ${rule.maxItems} ${rule.noun} (got ${items.length})`);
+  const stored: string[] = [];
+  for (let i = 0; i < items.length && issues.length < 10; i++) {
+    const raw = items[i]!;
+    const at = `${field}[${i}]`;
+    const bad = unstorable(at, raw);
+    if (bad) issues.push(bad);
+    else if (CONTROL.test(raw)) issues.push(`${at} must not contain control characters`);
+    else if (raw === '') issues.push(`${at} must not be empty`);
+    else {
+      const item = field === 'files' ? normalizePath(raw) : raw;
+      if (field === 'files' && ABSOLUTE.test(item)) issues.push(`${at} must be repo-relative, not absolute (got ${JSON.stringify(raw)})`);
+      else if (field === 'files' && (item === '..' || item.startsWith('../'))) issues.push(`${at} must not contain ".." that leaves the repository (got ${JSON.stringify(raw)})`);
+      else if (field === 'files' && (item === '' || item === '.' || item === './')) issues.push(`${at} must name a file or directory, not the repository root (got ${JSON.stringify(raw)})`);
+      else if (item.length * 3 > rule.itemBytes && utf8Bytes(item) > rule.itemBytes) issues.push(`${at} must be at most ${rule.itemBytes} bytes of UTF-8 (got ${utf8Bytes(item)})`);
+      stored.push(item);
+    }
+  }
+  return stored;
+}
+
+const DATE_TIME = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:Z|([+-])(\d\d):(\d\d))$/;
+const DATE_TIME_FORMAT = 'occurred_at must be an ISO-8601 date-time with seconds and a time zone offset, e.g. 2026-11-28T09:30:00Z';
+const daysIn = (year: number, month: number) =>
+  month === 2 ? (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31;
+
+/**
+ * occurred_at as milliseconds since the epoch (digits past the millisecond are dropped), or the reason it is not
+ * acceptable: the format (RFC 3339: seconds and an offset required, hours 00–23), a real calendar date, and the
+ * bounds. Computed field by field — never by Date's lenient parser, which accepts more than this grammar.
+ */
+export function parseOccurredAt(value: string, receivedAt: number): number | string {
+  const m = DATE_TIME.exec(value);
+  if (!m) return DATE_TIME_FORMAT;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const [offHours, offMinutes] = [Number(m[9] ?? 0), Number(m[10] ?? 0)];
+  if (month < 1 || month > 12 || day < 1 || day > daysIn(year, month) || hour > 23 || minute > 59 || second > 59 || offHours > 23 || offMinutes > 59) {
+    return `${DATE_TIME_FORMAT} (got ${JSON.stringify(value)}, which is not a real date and time)`;
+  }
+  // Years before 1000 are out of range whatever the offset (and Date.UTC would read 0–99 as 1900–1999).
+  const ms = year < 1000 ? -Infinity : Date.UTC(year, month - 1, day, hour, minute, second, Number(((m[7] ?? '') + '000').slice(0, 3))) - (m[8] === '-' ? -1 : 1) * (offHours * 60 + offMinutes) * 60_000;
+  if (ms < LIMITS.earliestOccurredAt) return `occurred_at must not be before 2000-01-01T00:00:00Z (got ${value})`;
+  if (ms > receivedAt + LIMITS.futureSlackMs) {
+    return `occurred_at must be at most 1 day after ROAD received the event (received ${new Date(receivedAt).toISOString()}, got ${value})`;
+  }
+  return ms;
+}
+
+// ------------------------------------------------------------------------------------------------- metadata
+
+const JSON_ESCAPED = /[\u0000-\u001f"\\]/; // eslint-disable-line no-control-regex -- what JSON escapes
+
+/** Bytes of a string in jsonb's text form: quoted, with `"` `\` \b \f \n \r \t escaped in 2 bytes and other controls in 6. */
+function jsonStringBytes(value: string): number {
+  let n = 2 + (value.length < 64 && /^[\x20-\x7e]*$/.test(value) ? value.length : utf8Bytes(value));
+  if (JSON_ESCAPED.test(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const c = value.charCodeAt(i);
+      if (c === 0x22 || c === 0x5c || c === 0x08 || c === 0x0c || c === 0x0a || c === 0x0d || c === 0x09) n += 1;
+      else if (c < 0x20) n += 5;
+    }
+  }
+  return n;
+}
+
+/**
+ * Bytes of a number in jsonb's text form. jsonb keeps a JSON number as numeric, which prints positionally: the
+ * shortest round-trip form JSON.stringify writes (1e+21, 1.5e-7) comes back as 1000000000000000000000, 0.00000015.
+ */
+export function jsonbNumberBytes(value: number): number {
+  const written = JSON.stringify(value);
+  const e = written.indexOf('e');
+  if (e < 0) return written.length;
+  const sign = written[0] === '-' ? 1 : 0;
+  const mantissa = written.slice(sign, e);
+  const point = mantissa.indexOf('.');
+  const digits = point < 0 ? mantissa : mantissa.slice(0, point) + mantissa.slice(point + 1);
+  const decimalPoint = (point < 0 ? mantissa.length : point) + Number(written.slice(e + 1)); // position in digits
+  if (decimalPoint <= 0) return sign + 2 + -decimalPoint + digits.length; // 0.000ddd
+  if (decimalPoint >= digits.length) return sign + decimalPoint; // ddd000
+  return sign + digits.length + 1;
+}
+
+const isPlainObject = (value: object): boolean => {
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+};
+
+/** `metadata.a.b[2]`, or `metadata["a key"]` for keys that are not identifiers. */
+const memberPath = (parent: string, key: string | number) =>
+  parent.endsWith('…') ? parent
+  : parent.length > 120 ? `${parent}…`
+  : typeof key === 'number' ? `${parent}[${key}]`
+  : /^[A-Za-z_$][\w$]*$/.test(key) ? `${parent}.${key}`
+  : `${parent}[${JSON.stringify(key.length > 40 ? key.slice(0, 40) + '…' : key)}]`;
+
+/**
+ * Why metadata breaks the contract, or undefined. An iterative walk, run before anything recursive (zod, sorting,
+ * JSON.stringify) touches the value, so a value nested thousands of levels deep is refused, not a stack overflow.
+ * It checks: a plain object at the top; JSON values only (no undefined in arrays, functions, symbols, bigints,
+ * Dates or other class instances; keys whose value is undefined are left out, as JSON.stringify does); finite
+ * numbers; strings and keys well-formed and without NUL; nesting depth; and the size in jsonb's text form.
+ */
+export function inspectMetadata(metadata: unknown): string | undefined {
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata) || !isPlainObject(metadata)) return 'metadata must be a JSON object';
+  let bytes = 0;
+  const stack: Array<{ value: unknown; depth: number; path: string }> = [{ value: metadata, depth: 1, path: 'metadata' }];
+  while (stack.length) {
+    const { value, depth, path } = stack.pop()!;
+    switch (typeof value) {
+      case 'string': {
+        const bad = unstorable(path, value);
+        if (bad) return bad;
+        bytes += jsonStringBytes(value);
+        break;
+      }
+      case 'number':
+        if (!Number.isFinite(value)) return `${path} must be a finite number (JSON has no ${value})`;
+        bytes += jsonbNumberBytes(value);
+        break;
+      case 'boolean':
+        bytes += value ? 4 : 5;
+        break;
+      case 'object': {
+        if (value === null) {
+          bytes += 4;
+          break;
+        }
+        if (depth > LIMITS.metadataDepth) return `metadata must be nested at most ${LIMITS.metadataDepth} levels deep (${path} is level ${depth})`;
+        if (Array.isArray(value)) {
+          if (Object.getPrototypeOf(value) !== Array.prototype) return `${path} must be a JSON array`;
+          bytes += 2 + Math.max(0, value.length - 1) * 2; // [ ] and ", "
+          for (let i = value.length - 1; i >= 0; i--) {
+            if (value[i] === undefined) return `${memberPath(path, i)} must be a JSON value (got undefined)`;
+            stack.push({ value: value[i], depth: depth + 1, path: memberPath(path, i) });
+          }
+        } else {
+          if (!isPlainObject(value)) return `${path} must be a JSON object (got ${value.constructor?.name ?? 'an object'})`;
+          let members = 0;
+          const keys = Object.keys(value);
+          for (let i = keys.length - 1; i >= 0; i--) {
+            const key = keys[i]!;
+            const member = (value as Record<string, unknown>)[key];
+            if (member === undefined) continue; // as JSON.stringify: the key is left out
+            const at = memberPath(path, key);
+            const bad = unstorable(`${at} (the key)`, key);
+            if (bad) return bad;
+            members++;
+            bytes += jsonStringBytes(key) + 2; // "key": 
+            stack.push({ value: member, depth: depth + 1, path: at });
+          }
+          bytes += 2 + Math.max(0, members - 1) * 2; // { } and ", "
+        }
+        break;
+      }
+      default:
+        return `${path} must be a JSON value (got ${typeof value})`;
+    }
+  }
+  if (bytes > LIMITS.metadataBytes) return `metadata must be at most ${LIMITS.metadataBytes} bytes as jsonb text (got ${bytes})`;
+  return undefined;
+}
+
+// ------------------------------------------------------------------------------------------------- the validator
 
 /** An event as stored: every optional field present (null when absent), ids resolved, time in UTC. */
 export interface PhaseOutcomeEvent {
@@ -171,40 +406,76 @@ export interface PhaseOutcomeEvent {
 
 export type Validated = { ok: true; event: PhaseOutcomeEvent; contentText: string } | { ok: false; message: string };
 
-const CANONICAL_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+export interface ValidateOptions {
+  /** When ROAD received the event (ms since the epoch; default now): occurred_at may be at most 1 day later. */
+  receivedAt?: number;
+}
 
-/** Validates and normalises one event; never throws. */
-export function validateEvent(input: unknown): Validated {
-  const parsed = phaseOutcomeSchema.safeParse(input);
-  if (!parsed.success) return { ok: false, message: describeZodError(parsed.error) };
-  const e = parsed.data;
-  const issues = exactIssues(e);
-  if (issues.length) return { ok: false, message: issues.join('; ') };
+/** Validates and normalises one event; never throws, whatever `input` is. */
+export function validateEvent(input: unknown, options: ValidateOptions = {}): Validated {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return { ok: false, message: 'an event must be a JSON object' };
+  const raw = input as Record<string, unknown>;
+  const issues: string[] = [];
+  // First, before zod sees the event: metadata of any depth is judged without recursion.
+  const metadataIssue = raw.metadata === undefined ? undefined : inspectMetadata(raw.metadata);
+  const shape = phaseOutcomeSchema.safeParse(input);
+  if (!shape.success) issues.push(describeZodError(shape.error));
+
+  if (typeof raw.event_id === 'string' && !EVENT_ID_PATTERN.test(raw.event_id)) {
+    issues.push(`event_id must be 1–${LIMITS.eventIdChars} characters of A–Z a–z 0–9 . _ : -`);
+  }
+  for (const rule of TEXT_RULES) {
+    const value = raw[rule.field];
+    const issue = typeof value === 'string' ? textIssue(rule, value) : undefined;
+    if (issue) issues.push(issue);
+  }
+  for (const rule of INTEGER_RULES) {
+    const value = raw[rule.field];
+    const issue = typeof value === 'number' ? integerIssue(rule, value) : undefined;
+    if (issue) issues.push(issue);
+  }
+  const lists: Partial<Record<ListField, string[]>> = {};
+  for (const rule of LIST_RULES) {
+    const value = raw[rule.field];
+    if (Array.isArray(value) && value.every((item) => typeof item === 'string')) lists[rule.field] = listItems(rule, value as string[], issues);
+  }
+  if (typeof raw.commit_sha === 'string' && !COMMIT_SHA_PATTERN.test(raw.commit_sha)) {
+    issues.push(`commit_sha must be ${LIMITS.commitShaMinChars}–${LIMITS.commitShaMaxChars} hexadecimal characters`);
+  }
+  const occurredAt = typeof raw.occurred_at === 'string' ? parseOccurredAt(raw.occurred_at, options.receivedAt ?? Date.now()) : undefined;
+  if (typeof occurredAt === 'string') issues.push(occurredAt);
+  if (metadataIssue) issues.push(metadataIssue);
+  if (issues.length || !shape.success) return { ok: false, message: issues.filter(Boolean).join('; ') };
+
+  const e = shape.data;
   const content: EventContent = {
     run_id: e.run_id,
     phase_id: e.phase_id,
     phase_type: e.phase_type ?? null,
     model: e.model ?? null,
-    attempt: e.attempt,
+    attempt: e.attempt ?? 1,
     outcome: e.outcome,
     stop_reason: e.stop_reason ?? (e.outcome === 'SUCCESS' ? 'completed' : null),
     decision_rationale: e.decision_rationale ?? null,
-    tokens_used: e.tokens_used ?? null,
-    prompt_tokens: e.prompt_tokens ?? null,
-    completion_tokens: e.completion_tokens ?? null,
-    duration_ms: e.duration_ms ?? null,
-    files: e.files ?? null,
-    tests_failed: e.tests_failed ?? null,
+    // + 0: -0 (valid JSON) is stored as 0.
+    tokens_used: e.tokens_used === undefined ? null : e.tokens_used + 0,
+    prompt_tokens: e.prompt_tokens === undefined ? null : e.prompt_tokens + 0,
+    completion_tokens: e.completion_tokens === undefined ? null : e.completion_tokens + 0,
+    duration_ms: e.duration_ms === undefined ? null : e.duration_ms + 0,
+    files: lists.files ?? null,
+    tests_failed: lists.tests_failed ?? null,
     commit_sha: e.commit_sha?.toLowerCase() ?? null,
-    occurred_at: CANONICAL_TIME.test(e.occurred_at) ? e.occurred_at : new Date(e.occurred_at).toISOString(),
+    occurred_at: CANONICAL_TIME.test(e.occurred_at) ? e.occurred_at : new Date(occurredAt as number).toISOString(),
     metadata: e.metadata ? sortedKeys(e.metadata) : null,
   };
   const contentText = canonicalContent(content);
   const event = content as PhaseOutcomeEvent;
-  event.event_id = e.event_id ?? deriveEventId(e.run_id, e.phase_id, e.attempt);
+  event.event_id = e.event_id ?? deriveEventId(e.run_id, e.phase_id, content.attempt);
   event.content_hash = hash('sha256', contentText, 'hex');
   return { ok: true, event, contentText };
 }
+
+const CANONICAL_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 type EventContent = Omit<PhaseOutcomeEvent, 'event_id' | 'content_hash'>;
 
@@ -269,7 +540,9 @@ export function sortedKeys<T>(value: T): T {
     const v = (value as Record<string, unknown>)[key];
     const sorted = sortedKeys(v);
     if (sorted !== v) changed = true;
-    out[key] = sorted;
+    // Not `out[key] = …`: for the key "__proto__" that would set the copy's prototype and drop the member.
+    if (key === '__proto__') Object.defineProperty(out, key, { value: sorted, enumerable: true, writable: true, configurable: true });
+    else out[key] = sorted;
   }
   return (changed ? out : value) as T;
 }

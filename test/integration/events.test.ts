@@ -40,7 +40,13 @@ describe('invariants at their boundaries, through the per-item path', () => {
     ['event_id of 128 vs 129 characters', { event_id: 'e'.repeat(128) }, { event_id: 'e'.repeat(129) }, /event_id must be 1–128 characters/],
     ['files: 200 vs 201 paths', { files: Array.from({ length: 200 }, (_, i) => `src/f${i}.py`) }, { files: Array.from({ length: 201 }, (_, i) => `src/f${i}.py`) }, /files must list at most 200 paths/],
     ['tests_failed: 500 vs 501 ids', { tests_failed: Array.from({ length: 500 }, (_, i) => `t${i}`) }, { tests_failed: Array.from({ length: 501 }, (_, i) => `t${i}`) }, /tests_failed must list at most 500/],
-    ['metadata of 16 KiB vs one byte more', { metadata: { pad: 'm'.repeat(16384 - '{"pad":""}'.length) } }, { metadata: { pad: 'm'.repeat(16385 - '{"pad":""}'.length) } }, /metadata must be at most 16384 bytes/],
+    // Measured as jsonb writes it (what the CHECK measures): {"pad": "…"} — a space after the colon.
+    ['metadata of 16 KiB vs one byte more', { metadata: { pad: 'm'.repeat(16384 - '{"pad": ""}'.length) } }, { metadata: { pad: 'm'.repeat(16385 - '{"pad": ""}'.length) } }, /metadata must be at most 16384 bytes as jsonb text \(got 16385\)/],
+    // 5e-324 is 6 bytes of JSON but 326 in jsonb (numeric writes it out): 50 of them are 16,408 bytes there.
+    ['metadata numbers measured as jsonb writes them', { metadata: { n: Array(49).fill(5e-324) } }, { metadata: { n: Array(51).fill(5e-324) } }, /metadata must be at most 16384 bytes as jsonb text/],
+    ['files: [] and tests_failed: [] (a valid "none") vs a list with an empty path', { files: [], tests_failed: [] }, { files: [''] }, /files\[0\] must not be empty/],
+    ['occurred_at at 2000-01-01T00:00:00Z vs a millisecond before', { occurred_at: '2000-01-01T00:00:00Z' }, { occurred_at: '2000-01-01T00:59:59.999+01:00' }, /occurred_at must not be before 2000-01-01T00:00:00Z/],
+    ['tokens_used of 2^53 − 1 vs 2^53', { tokens_used: 2 ** 53 - 1 }, { tokens_used: 2 ** 53 }, /tokens_used must be at most 9007199254740991/],
     ['attempt 1 vs 0', { attempt: 1 }, { attempt: 0 }, /attempt must be ≥ 1/],
     ['tokens_used 0 vs -1', { tokens_used: 0 }, { tokens_used: -1 }, /tokens_used must be ≥ 0/],
   ];
@@ -66,9 +72,9 @@ describe('invariants at their boundaries, through the per-item path', () => {
     expect(results.map((r) => r.message)).toEqual([
       expect.stringMatching(/outcome must be one of SUCCESS, FAILED, TIMEOUT, STUCK/),
       expect.stringMatching(/run_id/),
-      expect.stringMatching(/occurred_at must be an ISO-8601 date-time with a time zone offset/),
-      expect.stringMatching(/files\[\] must be repo-relative/),
-      expect.stringMatching(/files\[\] must not contain "\.\."/),
+      expect.stringMatching(/occurred_at must be an ISO-8601 date-time with seconds and a time zone offset/),
+      expect.stringMatching(/files\[0\] must be repo-relative/),
+      expect.stringMatching(/files\[0\] must not contain "\.\."/),
       expect.stringMatching(/stop_reason must not contain NUL/),
       expect.stringMatching(/colour/),
     ]);
