@@ -32,7 +32,7 @@ import {
 } from './git.js';
 import type { ActivityDeps } from './index.js';
 import { runProcessTree, SpawnError } from './process.js';
-import { activityContext, cancellation, invalidConfiguration, invalidInput, tail, targetRepository } from './repository.js';
+import { activityContext, cancellation, heartbeatEverySecond, invalidConfiguration, invalidInput, tail, targetRepository } from './repository.js';
 
 export interface CandidateInput {
   task: FollowupTask;
@@ -213,10 +213,13 @@ export function createCandidateActivities({ pool, config = configSchema.parse({}
       const scratch = await mkdtemp(CANDIDATE_DIR_PREFIX);
       const worktree = path.join(scratch, 'worktree');
       const taskFile = path.join(scratch, 'task.json'); // outside the worktree: it must not look like a change
+      const started = Date.now();
+      let stage = 'checking out the baseline';
+      const stopHeartbeats = heartbeatEverySecond(context, () => ({ stage, elapsedMs: Date.now() - started }));
       try {
         await writeFile(taskFile, JSON.stringify(input.task, null, 2));
         await addWorktree(repo, worktree, baselineSha);
-        const started = Date.now();
+        stage = 'running the executor';
         let run;
         try {
           run = await runProcessTree(executor.command, {
@@ -230,7 +233,6 @@ export function createCandidateActivities({ pool, config = configSchema.parse({}
             }),
             timeoutMs: parseDuration(executor.timeout),
             signal: context?.cancellationSignal,
-            onTick: () => context?.heartbeat({ stage: 'executor', elapsedMs: Date.now() - started }),
           });
         } catch (error) {
           if (error instanceof SpawnError) throw invalidConfiguration(`executor.command[0] ${error.message}`);
@@ -245,6 +247,7 @@ export function createCandidateActivities({ pool, config = configSchema.parse({}
           const stderr = tail(run.stderr);
           return await refuse(emptyRow, 'executor_failed', CANDIDATE_FAILURES.executorFailed, `the executor ${how}${stderr ? `; stderr ends with:\n${stderr}` : ''}`, true);
         }
+        stage = 'checking the candidate';
         const state = await worktreeState(worktree, { ignored: false });
         if (state.dirt.length) {
           const paths = state.dirt.map(pathOfStatusEntry);
@@ -253,8 +256,10 @@ export function createCandidateActivities({ pool, config = configSchema.parse({}
         return await accept(repo, input.task, base, state.head, undefined, true);
       } finally {
         // Success, failure or cancellation: the worktree goes, so a retry starts fresh and nothing accumulates.
+        stage = 'removing the worktree';
         await removeWorktree(repo, worktree).catch((error: Error) => log.warn('candidate worktree not removed', { worktree, error: error.message }));
         await rm(scratch, { recursive: true, force: true });
+        stopHeartbeats();
       }
     },
 

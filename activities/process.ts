@@ -13,9 +13,6 @@ export interface RunOptions {
   timeoutMs: number;
   /** Aborting kills the process tree (an activity's cancellationSignal). */
   signal?: AbortSignal;
-  /** Called every `tickMs` while the command runs (an activity's heartbeat). */
-  onTick?: () => void;
-  tickMs?: number;
   /** Between SIGTERM and SIGKILL: time for the command to clean up after itself. */
   killGraceMs?: number;
   /** How much of the end of stdout and stderr is kept (the road line is the last line of stdout). */
@@ -98,14 +95,12 @@ export function runProcessTree(argv: readonly string[], options: RunOptions): Pr
       timedOut = true;
       stop();
     }, options.timeoutMs);
-    const ticker = options.onTick ? setInterval(options.onTick, options.tickMs ?? 1_000) : undefined;
     options.signal?.addEventListener('abort', onAbort, { once: true });
 
     const cleanUp = () => {
       clearTimeout(timeout);
       clearTimeout(killTimer);
       clearTimeout(drainTimer);
-      if (ticker) clearInterval(ticker);
       options.signal?.removeEventListener('abort', onAbort);
     };
 

@@ -19,7 +19,7 @@ import { classifyActivityFailures } from './errors.js';
 import { cleanEnvironment, resolveCommit } from './git.js';
 import type { ActivityDeps } from './index.js';
 import { runProcessTree, SpawnError } from './process.js';
-import { activityContext, cancellation, invalidConfiguration, invalidInput, targetRepository } from './repository.js';
+import { activityContext, cancellation, heartbeatEverySecond, invalidConfiguration, invalidInput, targetRepository } from './repository.js';
 import { WorktreePool } from './worktreePool.js';
 
 export interface ReplayRunInput {
@@ -136,9 +136,16 @@ export function createReplayActivities({ pool, config = configSchema.parse({}), 
       const repo = await repositoryOnce();
       const sha = await commitOf(repo, input.ref);
       const worktrees = poolFor(repo);
-      const worktree = await worktrees.lease(sha);
-      const startedAt = now();
       const started = performance.now();
+      const stopHeartbeats = heartbeatEverySecond(context, () => ({ runIndex: input.runIndex, elapsedMs: Math.round(performance.now() - started) }));
+      let worktree: string;
+      try {
+        worktree = await worktrees.lease(sha); // the first lease of a commit checks it out, which can take a while
+      } catch (error) {
+        stopHeartbeats();
+        throw error;
+      }
+      const startedAt = now();
       let run;
       try {
         run = await runProcessTree(replay.command, {
@@ -155,12 +162,12 @@ export function createReplayActivities({ pool, config = configSchema.parse({}), 
           }),
           timeoutMs: replay.timeoutMs,
           signal: context?.cancellationSignal,
-          onTick: () => context?.heartbeat({ runIndex: input.runIndex, elapsedMs: Math.round(performance.now() - started) }),
         });
       } catch (error) {
         if (error instanceof SpawnError) throw invalidConfiguration(`replay.command[0] ${error.message}`);
         throw error;
       } finally {
+        stopHeartbeats();
         worktrees.release(sha, worktree);
       }
       if (run.cancelled) throw cancellation(context);

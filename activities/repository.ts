@@ -47,6 +47,16 @@ export function activityContext(): Context | undefined {
   }
 }
 
+/**
+ * Heartbeats every second until the returned function is called: a checkout of a large repository or a long command
+ * must not look like a dead worker, and cancellation reaches an activity only in a heartbeat's reply.
+ */
+export function heartbeatEverySecond(context: Context | undefined, details: () => unknown): () => void {
+  if (!context) return () => undefined;
+  const timer = setInterval(() => context.heartbeat(details()), 1_000);
+  return () => clearInterval(timer);
+}
+
 /** What to throw once a cancelled activity has cleaned up: the SDK's own CancelledFailure. */
 export function cancellation(context: Context | undefined): Error {
   const reason: unknown = context?.cancellationSignal.reason;
