@@ -121,5 +121,5 @@ describe('the CLI exit status', () => {
     });
     expect(typo.code).toBe(2);
     expect(typo.stderr.trim()).toBe('road: invalid decision: reason must not be empty: a rejection says why the candidate is rejected');
-  });
+  }, 120_000); // three CLI processes, one waiting out Temporal's 5 s connect timeout, on a loaded machine
 });
