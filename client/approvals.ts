@@ -103,7 +103,9 @@ export async function submitDecision(
   }
   const state = await handle.query(approvalStatusQuery);
   if (attempt.outcome === 'ignored') {
-    throw new Forbidden(`${action} of ${taskId} by ${attempt.reviewer} was not counted: ${attempt.reason} (status ${state.status}; the attempt is audited)`);
+    const why = `${action} of ${taskId} by ${attempt.reviewer} was not counted: ${attempt.reason} (status ${state.status}; the attempt is audited)`;
+    // Decided a moment ago (the workflow is still finishing) is the same conflict as a closed gate.
+    throw state.status === 'PENDING' ? new Forbidden(why) : new Conflict(why);
   }
   return { attempt, state };
 }

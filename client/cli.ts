@@ -17,6 +17,7 @@ import { classifyError, exitCodeOf, UsageError } from './errors.js';
 import { formatTable, printJson, relativeTime } from './format.js';
 import { registerLoopCommands } from './commands/loop.js';
 import { registerReplayCommands } from './commands/replay.js';
+import { registerRuleCommands } from './commands/rules.js';
 import { registerTaskCommands } from './commands/tasks.js';
 import { connectClient, uiWorkflowUrl } from './temporal.js';
 
@@ -210,6 +211,7 @@ export function buildProgram(session: () => Session): Command {
   const tasks = program.command('tasks').description('follow-up tasks generated from the analysis');
   registerTaskCommands(tasks, session);
   registerReplayCommands(program, session);
+  registerRuleCommands(program, session);
   registerLoopCommands(program, session);
   tasks
     .command('list', { isDefault: true })
