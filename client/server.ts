@@ -10,8 +10,10 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { listApprovals } from '../db/approvals.js';
 import { storeEvents } from '../db/events.js';
+import { activeRulesForPhase } from '../db/rules.js';
 import type { Pool } from '../db/pool.js';
 import { requireDecision } from '../domain/approval.js';
+import { phasePrompt, requirePhase } from '../domain/promotion.js';
 import { summarize } from '../domain/telemetry.js';
 import { describeZodError } from '../domain/validation.js';
 import { submitDecision } from './approvals.js';
@@ -128,6 +130,15 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     const query = approvalsQuery.safeParse(request.query);
     if (!query.success) throw new InvalidInput(describeZodError(query.error));
     return { approvals: await listApprovals(deps.pool, query.data) };
+  });
+
+  // An agent asks at the start of every phase: one probe of the active rules' GIN index. No rule → 200 with prompt "".
+  app.get('/v1/prompts', async (request) => {
+    const query = (request.query ?? {}) as Record<string, unknown>;
+    const unknown = Object.keys(query).filter((key) => key !== 'phase');
+    if (unknown.length) throw new InvalidInput(`unknown query parameter ${unknown.map((k) => JSON.stringify(k)).join(', ')}: only phase is accepted`);
+    const phase = requirePhase(query.phase);
+    return phasePrompt(phase, await activeRulesForPhase(deps.pool, phase));
   });
 
   // The body is a decision without its reviewer (the token says who decides): domain/approval.ts judges the rest.

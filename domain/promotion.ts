@@ -251,6 +251,14 @@ export const servedRule = (r: PromotedRule): ServedRule => ({
   source_task: r.source_task,
 });
 
+/** A phase as an agent names it when it asks for its prompt (`--phase`, `?phase=`): the telemetry's phase_id limits. */
+export function requirePhase(value: unknown, name = 'phase'): string {
+  if (value === undefined || value === null || value === '') throw new InvalidInput(`${name} is required: the phase_id whose prevention prompt you want`);
+  if (typeof value !== 'string') throw new InvalidInput(`${name} must be given once, as one phase_id`);
+  if (value.length > PHASE_MAX_CHARS) throw new InvalidInput(`${name} must be at most ${PHASE_MAX_CHARS} characters (got ${value.length})`);
+  return value;
+}
+
 // ——— the rules file ———
 
 /** The seed's `save_promoted_rules` shape: when it was written, how many rules, the rules by id. */

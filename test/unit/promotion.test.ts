@@ -19,6 +19,7 @@ import {
   planImport,
   preventionPrompt,
   renderRulesMarkdown,
+  requirePhase,
   ruleIdFor,
   twoProportionTest,
   type PromoteRuleInput,
@@ -171,6 +172,15 @@ describe('prevention prompts', () => {
     const prompt = preventionPrompt('auth', ['Use connection pool for database access', 'Implement exponential backoff for retries', 'Add timeout wrapper for external calls']);
     expect(prompt).toBe(seedExample);
     expect(Buffer.from(prompt)).toEqual(Buffer.from(seedExample));
+  });
+
+  it('take a phase as the telemetry names it, refusing what could not be one', () => {
+    expect(requirePhase('auth-migration')).toBe('auth-migration');
+    expect(requirePhase('p'.repeat(255))).toHaveLength(255);
+    expect(() => requirePhase('p'.repeat(256))).toThrow('phase must be at most 255 characters (got 256)');
+    expect(() => requirePhase(undefined)).toThrow(InvalidInput);
+    expect(() => requirePhase('', '--phase')).toThrow('--phase is required: the phase_id whose prevention prompt you want');
+    expect(() => requirePhase(['a', 'b'])).toThrow('phase must be given once, as one phase_id');
   });
 
   it("serve a phase's active rules, best evidence first, and nothing for a phase without rules", () => {
