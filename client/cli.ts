@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * `road`: the command line of ROAD. Exit status: 0 success, 2 bad input (one line naming the problem), 3 not found,
- * 4 conflict, 5 forbidden, 6 not configured, 75 a dependency unreachable (retry later), 1 other failure (client/errors.ts).
+ * `road`: the command line of ROAD. Exit status: 0 success, 2 bad input — including an unknown id, a conflict or a
+ * refusal — with one line naming the problem, 1 any other failure (client/errors.ts).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { Client } from '@temporalio/client';
@@ -84,11 +84,12 @@ export function buildProgram(session: () => Session): Command {
 
   program
     .command('dev')
-    .description('run PostgreSQL, the Temporal dev server (Web UI on :8233) and the ROAD worker as one process tree')
-    .action(async () => {
+    .description('run PostgreSQL, the Temporal dev server (Web UI on :8233) and the ROAD worker as one process tree; on a fresh clone, the demo')
+    .option('--no-demo', 'no demo telemetry, repository or loop (there is none anyway with DATABASE_URL, or with your own repository/executor/replay)')
+    .action(async (opts: { demo: boolean }) => {
       const { runDev } = await import('./dev.js');
       await ensureProvisioned();
-      await runDev(session().config);
+      await runDev(session().config, { demo: opts.demo });
     });
 
   program
@@ -434,7 +435,7 @@ export async function main(argv: string[]): Promise<number> {
     // commander has already printed its own message (and --help / --version exit 0).
     if (!(error instanceof CommanderError)) process.stderr.write(`road: ${classifyError(error).message}\n`);
     if (argv.includes('--debug') && error instanceof Error) process.stderr.write(`${error.stack}\n`);
-    return exitCodeOf(error); // client/errors.ts: 2 invalid input, 3 not found, 4 conflict, 5 forbidden, …
+    return exitCodeOf(error); // client/errors.ts: 2 for every refusal, 1 otherwise
   } finally {
     await opened?.close();
   }

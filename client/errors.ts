@@ -6,14 +6,14 @@
  * | what                                   | exit | HTTP                 |
  * |----------------------------------------|------|----------------------|
  * | InvalidInput (and commander's errors)  | 2    | 400 invalid_input    |
- * | NotFound                               | 3    | 404 not_found        |
- * | Conflict                               | 4    | 409 conflict         |
- * | Forbidden                              | 5    | 403 forbidden        |
- * | NotConfigured                          | 6    | 501 not_configured   |
- * | database or Temporal unreachable       | 75   | 503 unavailable      |
+ * | NotFound                               | 2    | 404 not_found        |
+ * | Conflict                               | 2    | 409 conflict         |
+ * | Forbidden                              | 2    | 403 forbidden        |
+ * | NotConfigured                          | 2    | 501 not_configured   |
+ * | database or Temporal unreachable       | 1    | 503 unavailable      |
  * | anything else (a bug)                  | 1    | 500 internal         |
  *
- * 75 is sysexits' EX_TEMPFAIL and 503 carries Retry-After: only there may a caller retry the same request.
+ * The exit statuses are DESIGN.md's contract (0 / 2 / 1); 503 carries Retry-After: only there may a caller retry.
  */
 import { CommanderError } from 'commander';
 import { isTransientFault } from '../activities/errors.js';
@@ -35,13 +35,17 @@ export const UsageError = function UsageError(message: string, kind: keyof typeo
 
 export type ErrorKind = RefusalKind | 'unavailable' | 'internal';
 
+/**
+ * DESIGN.md §Interfaces: 0 success, 2 bad input (a one-line message naming the problem), 1 any other failure. Every
+ * refusal is the caller's to fix, so all of them are 2 (the message says which kind); scripts depend on this.
+ */
 export const EXIT_CODES: Record<ErrorKind, number> = {
   invalid_input: 2,
-  not_found: 3,
-  conflict: 4,
-  forbidden: 5,
-  not_configured: 6,
-  unavailable: 75,
+  not_found: 2,
+  conflict: 2,
+  forbidden: 2,
+  not_configured: 2,
+  unavailable: 1,
   internal: 1,
 };
 

@@ -221,8 +221,8 @@ export async function followupTask(input: FollowupTaskInput): Promise<FollowupTa
       args: [request],
     });
     // The stage says "waiting for a reviewer" only once there is a gate to decide.
-    moveTo('approval', `waiting for a reviewer: \`road approve ${taskId} --reviewer <you>\` or \`road reject ${taskId} --reviewer <you> --reason "…"\``);
     await setTaskStatus({ taskId, status: 'awaiting_approval', note: `replay verdict ${replay.verdicts.gating}` });
+    moveTo('approval', `waiting for a reviewer: \`road approve ${taskId} --reviewer <you>\` or \`road reject ${taskId} --reviewer <you> --reason "…"\``);
     approval = await gate.result();
   } catch (error) {
     return finish('failed', `the approval gate failed: ${failureMessage(error)}`);

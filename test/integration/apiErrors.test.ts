@@ -100,10 +100,10 @@ describe('the HTTP error envelope', () => {
 });
 
 describe('the CLI exit status', () => {
-  it('exits 75 with one line when the database or Temporal is unreachable, and 2 for invalid input', async () => {
+  it('exits 1 with one line when the database or Temporal is unreachable, and 2 for invalid input', async () => {
     const closed = await freePort();
     const noDatabase = await road(['pending'], { DATABASE_URL: `postgres://road@127.0.0.1:${closed}/road` });
-    expect(noDatabase.code).toBe(75);
+    expect(noDatabase.code).toBe(1);
     expect(noDatabase.stderr.trim().split('\n')).toHaveLength(1);
     expect(noDatabase.stderr).toMatch(/^road: .*ECONNREFUSED/);
 
@@ -111,7 +111,7 @@ describe('the CLI exit status', () => {
       DATABASE_URL: db.url,
       TEMPORAL_ADDRESS: `127.0.0.1:${closed}`,
     });
-    expect(noTemporal.code).toBe(75);
+    expect(noTemporal.code).toBe(1);
     expect(noTemporal.stderr).toMatch(/^road: cannot reach Temporal at 127\.0\.0\.1:\d+/);
 
     // Invalid input is refused before anything is contacted: no server needed.

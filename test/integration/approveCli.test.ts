@@ -88,11 +88,11 @@ describe('road approve / reject / pending on the dev server', () => {
     expect(table.stdout).toMatch(/CLI-1\s+Trim the schema dump of CLI-1/);
 
     const stranger = await road(['approve', 'CLI-1', '--reviewer', 'mallory@example.com'], cliEnv);
-    expect(stranger.code).toBe(5);
+    expect(stranger.code).toBe(2);
     expect(stranger.stderr).toMatch(/not counted: mallory@example.com is not an allowed reviewer/);
 
     const self = await road(['approve', 'CLI-1', '--reviewer', 'road-bot'], cliEnv);
-    expect(self.code).toBe(5);
+    expect(self.code).toBe(2);
     expect(self.stderr).toMatch(/no self-approval/);
 
     const approved = await road(['approve', 'CLI-1', '--reviewer', 'alice@example.com', '--comment', 'replay is convincing', '--json'], cliEnv);
@@ -105,7 +105,7 @@ describe('road approve / reject / pending on the dev server', () => {
     expect(result.status).toBe('APPROVED');
 
     const late = await road(['approve', 'CLI-1', '--reviewer', 'carol@example.com'], cliEnv);
-    expect(late.code).toBe(4);
+    expect(late.code).toBe(2);
     expect(late.stderr).toMatch(/CLI-1 is already APPROVED by alice@example.com/);
 
     const audit = await auditTrail(db.pool, result.requestId);
@@ -145,11 +145,11 @@ describe('road approve / reject / pending on the dev server', () => {
     expect(emptyReason.stderr.trim()).toBe('road: invalid decision: reason must not be empty: a rejection says why the candidate is rejected');
 
     const rejectedAgain = await road(['approve', 'CLI-2', '--reviewer', 'alice@example.com'], cliEnv);
-    expect(rejectedAgain.code).toBe(4);
+    expect(rejectedAgain.code).toBe(2);
     expect(rejectedAgain.stderr.trim()).toBe('road: CLI-2 is already REJECTED by carol@example.com; nothing changed (the attempt is audited)');
 
     const unknown = await road(['approve', 'NO-SUCH-TASK', '--reviewer', 'alice@example.com'], cliEnv);
-    expect(unknown.code).toBe(3);
+    expect(unknown.code).toBe(2);
     expect(unknown.stderr.trim()).toBe('road: unknown task NO-SUCH-TASK: no approval request is waiting for it (see `road pending`)');
 
     const badId = await road(['approve', 'bad id!', '--reviewer', 'alice@example.com'], cliEnv);

@@ -10,10 +10,10 @@ describe('one mapping from error to exit status and HTTP reply', () => {
   // The contract as the README and scripts see it, written out here rather than read from the code.
   const table: Array<[Refusal, number, number, string]> = [
     [new InvalidInput('reviewer must not be empty'), 2, 400, 'invalid_input'],
-    [new NotFound('unknown task X-1'), 3, 404, 'not_found'],
-    [new Conflict('X-1 is already APPROVED'), 4, 409, 'conflict'],
-    [new Forbidden('mallory is not an allowed reviewer'), 5, 403, 'forbidden'],
-    [new NotConfigured('started without Temporal'), 6, 501, 'not_configured'],
+    [new NotFound('unknown task X-1'), 2, 404, 'not_found'],
+    [new Conflict('X-1 is already APPROVED'), 2, 409, 'conflict'],
+    [new Forbidden('mallory is not an allowed reviewer'), 2, 403, 'forbidden'],
+    [new NotConfigured('started without Temporal'), 2, 501, 'not_configured'],
   ];
 
   it.each(table)('%s → exit %i, HTTP %i', (refusal, exit, status, error) => {
@@ -38,7 +38,7 @@ describe('one mapping from error to exit status and HTTP reply', () => {
     expect(new UsageError('bad flag')).toBeInstanceOf(InvalidInput);
     expect(new UsageError('gone', 'not_found')).toBeInstanceOf(NotFound);
     expect(new UsageError('decided', 'conflict')).toBeInstanceOf(Conflict);
-    expect(exitCodeOf(new UsageError('no', 'forbidden'))).toBe(5);
+    expect(exitCodeOf(new UsageError('no', 'forbidden'))).toBe(2);
   });
 
   it("maps commander's errors to 2 (and --help to 0), anything unknown to 1 and 500", () => {
