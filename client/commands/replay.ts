@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { loadCampaign } from '../../db/replay.js';
 import { replayProgressQuery, replayWorkflowId, type ReplayProgress } from '../../workflows/definitions.js';
 import type { Session } from '../cli.js';
-import { UsageError } from '../errors.js';
+import { NotFound } from '../../domain/errors.js';
 import { printJson } from '../format.js';
 
 export function registerReplayCommands(program: Command, session: () => Session): void {
@@ -16,7 +16,7 @@ export function registerReplayCommands(program: Command, session: () => Session)
     .action(async (taskId: string, opts: { json?: boolean }) => {
       const s = session();
       const campaign = await loadCampaign(s.database(), { taskId });
-      if (!campaign) throw new UsageError(`no replay campaign for ${taskId} yet (it starts once the task has a candidate: \`road tasks status ${taskId}\`)`, 'not_found');
+      if (!campaign) throw new NotFound(`no replay campaign for ${taskId} yet (it starts once the task has a candidate: \`road tasks status ${taskId}\`)`);
       const progress = campaign.status === 'running' ? await liveProgress(await s.temporal(), taskId) : undefined;
       if (opts.json) return printJson({ ...campaign, progress });
       if (campaign.reportMarkdown) return console.log(campaign.reportMarkdown);

@@ -18,7 +18,7 @@ import {
 } from '../../workflows/definitions.js';
 import type { followupTask } from '../../workflows/followupTask.js';
 import { readDevState } from '../config.js';
-import { UsageError } from '../errors.js';
+import { InvalidInput, NotFound, Conflict } from '../../domain/errors.js';
 import { printJson } from '../format.js';
 import { uiWorkflowUrl } from '../temporal.js';
 import type { Session } from '../cli.js';
@@ -35,13 +35,13 @@ export function registerTaskCommands(tasks: Command, session: () => Session): vo
     .action(async (taskId: string, opts: { reviewers?: string[]; approvalTimeout?: string; json?: boolean }) => {
       const s = session();
       const input = followupTaskInputSchema.safeParse({ taskId, reviewers: opts.reviewers, approvalTimeout: opts.approvalTimeout, requestedBy: process.env.USER });
-      if (!input.success) throw new UsageError(describeZodError(input.error));
+      if (!input.success) throw new InvalidInput(describeZodError(input.error));
       const task = await getTask(s.database(), taskId);
-      if (!task) throw new UsageError(`unknown task ${taskId} (see \`road tasks list\`)`, 'not_found');
+      if (!task) throw new NotFound(`unknown task ${taskId} (see \`road tasks list\`)`);
       if (!(OPEN_STATUSES as readonly string[]).includes(task.status)) {
-        throw new UsageError(`${taskId} is ${task.status}${task.status_note ? ` (${task.status_note})` : ''}: only open tasks can be run`, 'conflict');
+        throw new Conflict(`${taskId} is ${task.status}${task.status_note ? ` (${task.status_note})` : ''}: only open tasks can be run`);
       }
-      if (task.status === 'needs_scope') throw new UsageError(`${taskId} has no allowed files yet: ${task.scope.note}`);
+      if (task.status === 'needs_scope') throw new InvalidInput(`${taskId} has no allowed files yet: ${task.scope.note}`);
       const client = await s.temporal();
       const workflowId = taskWorkflowId(taskId);
       try {
@@ -58,7 +58,7 @@ export function registerTaskCommands(tasks: Command, session: () => Session): vo
           ],
         });
       } catch (error) {
-        if (error instanceof WorkflowExecutionAlreadyStartedError) throw new UsageError(`${taskId} is already running as ${workflowId}: see \`road tasks status ${taskId}\``, 'conflict');
+        if (error instanceof WorkflowExecutionAlreadyStartedError) throw new Conflict(`${taskId} is already running as ${workflowId}: see \`road tasks status ${taskId}\``);
         throw error;
       }
       const ui = uiWorkflowUrl(readDevState()?.uiUrl ?? 'http://localhost:8233', s.config.temporal.namespace, workflowId);
@@ -75,7 +75,7 @@ export function registerTaskCommands(tasks: Command, session: () => Session): vo
       const status = await taskStatus(await s.temporal(), taskId);
       if (!status) {
         const task = await getTask(s.database(), taskId);
-        if (!task) throw new UsageError(`unknown task ${taskId} (see \`road tasks list\`)`, 'not_found');
+        if (!task) throw new NotFound(`unknown task ${taskId} (see \`road tasks list\`)`);
         if (opts.json) return printJson({ taskId, stage: 'not started', status: task.status, note: task.status_note });
         return console.log(`${taskId}: ${task.status}, never run — start it with \`road tasks run ${taskId}\``);
       }
@@ -91,11 +91,11 @@ export function registerTaskCommands(tasks: Command, session: () => Session): vo
     .action(async (taskId: string, opts: { ref: string; author: string }) => {
       const s = session();
       const submission = submitCandidateSchema.safeParse({ ref: opts.ref, author: opts.author });
-      if (!submission.success) throw new UsageError(describeZodError(submission.error));
+      if (!submission.success) throw new InvalidInput(describeZodError(submission.error));
       const client = await s.temporal();
       const status = await taskStatus(client, taskId);
-      if (!status || status.outcome) throw new UsageError(`${taskId} is not running: start it with \`road tasks run ${taskId}\``, 'conflict');
-      if (status.stage !== 'awaiting_candidate') throw new UsageError(`${taskId} is not waiting for a candidate (stage: ${status.stage})`, 'conflict');
+      if (!status || status.outcome) throw new Conflict(`${taskId} is not running: start it with \`road tasks run ${taskId}\``);
+      if (status.stage !== 'awaiting_candidate') throw new Conflict(`${taskId} is not waiting for a candidate (stage: ${status.stage})`);
       await client.workflow.getHandle(taskWorkflowId(taskId)).signal(submitCandidateSignal, submission.data);
       console.log(`Submitted ${opts.ref} for ${taskId}; follow it with \`road tasks status ${taskId}\``);
     });
