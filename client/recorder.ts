@@ -22,8 +22,26 @@ export class InvalidEventError extends TelemetryError {
 /** Events reused an event_id with other content; the rest of the batch was stored. */
 export class EventConflictError extends TelemetryError {
   override name = 'EventConflictError';
+  /** Every result of the flush that threw (when a flush threw it), in the order the events were recorded. */
+  results?: ItemResult[];
   constructor(readonly conflicts: ItemResult[]) {
     super(`${conflicts.length} event(s) conflict with stored events: ${conflicts.slice(0, 3).map((c) => c.message).join('; ')}`);
+  }
+}
+/**
+ * The database refused events the validator had accepted (its CHECKs and the contract disagree, e.g. a stricter
+ * constraint added by hand); `refused` says why, naming the field. The rest of the batch was stored, and the refused
+ * events left the buffer: retrying them cannot help. `conflicts` are the batch's conflicts, if any.
+ */
+export class EventRefusedError extends TelemetryError {
+  override name = 'EventRefusedError';
+  /** Every result of the flush that threw (when a flush threw it), in the order the events were recorded. */
+  results?: ItemResult[];
+  constructor(
+    readonly refused: ItemResult[],
+    readonly conflicts: ItemResult[] = [],
+  ) {
+    super(`${refused.length} event(s) refused by the database: ${refused.slice(0, 3).map((r) => r.message).join('; ')}`);
   }
 }
 /** The database could not be written; the events stay buffered for the next flush. */
@@ -110,16 +128,19 @@ export class PhaseOutcomeRecorder {
     return { ...summarize(results), results };
   }
 
-  /** Writes everything buffered. Throws EventConflictError when some events conflicted (the rest are stored). */
+  /**
+   * Writes everything buffered. Throws EventConflictError when some events conflicted, EventRefusedError when the
+   * database refused some (the rest are stored either way).
+   */
   async flush(): Promise<FlushResult> {
     const pending = this.backgroundError;
     this.backgroundError = undefined;
     const run = this.flushing.then(() => this.writeBuffer());
     this.flushing = run.catch(() => undefined);
     const result = await run;
-    if (pending && !(pending instanceof EventConflictError)) throw pending;
-    const conflicts = [...(pending instanceof EventConflictError ? pending.conflicts : []), ...result.results.filter((r) => r.status === 'conflict')];
-    if (conflicts.length) throw new EventConflictError(conflicts);
+    if (pending && !(pending instanceof EventConflictError) && !(pending instanceof EventRefusedError)) throw pending;
+    const rejected = rejectionOf([...(pending ? [pending] : []), result.results]);
+    if (rejected) throw Object.assign(rejected, { results: result.results });
     return result;
   }
 
@@ -164,8 +185,8 @@ export class PhaseOutcomeRecorder {
     const run = this.flushing.then(() => this.writeBuffer());
     this.flushing = run.then(
       (result) => {
-        const conflicts = result.results.filter((r) => r.status === 'conflict');
-        if (conflicts.length) this.report(new EventConflictError(conflicts));
+        const rejected = rejectionOf([result.results]);
+        if (rejected) this.report(rejected);
       },
       (error: TelemetryError) => this.report(error),
     );
@@ -183,4 +204,23 @@ export class PhaseOutcomeRecorder {
       throw new TelemetryUnavailableError(`could not store phase outcomes: ${(error as Error).message}`, { cause: error });
     }
   }
+}
+
+/** The error for what a write did not store: refused events (and any conflicts beside them), else conflicts. */
+function rejectionOf(sources: Array<TelemetryError | ItemResult[]>): EventRefusedError | EventConflictError | undefined {
+  const conflicts: ItemResult[] = [];
+  const refused: ItemResult[] = [];
+  for (const source of sources) {
+    if (source instanceof EventRefusedError) refused.push(...source.refused);
+    if (source instanceof EventRefusedError || source instanceof EventConflictError) conflicts.push(...source.conflicts);
+    if (Array.isArray(source)) {
+      for (const result of source) {
+        if (result.status === 'conflict') conflicts.push(result);
+        // Events were validated when recorded: an invalid one now is one the database refused.
+        if (result.status === 'invalid') refused.push(result);
+      }
+    }
+  }
+  if (refused.length) return new EventRefusedError(refused, conflicts);
+  return conflicts.length ? new EventConflictError(conflicts) : undefined;
 }
