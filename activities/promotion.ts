@@ -11,8 +11,9 @@ import {
   demotionWindows,
   judgePromotion,
   mitigationFrom,
-  promotionRefusal,
+  checkPromotable,
   type DemotionEvidence,
+  type PromotableSource,
   type PromoteRuleInput,
   type PromoteRuleResult,
   type PromotedRule,
@@ -25,7 +26,7 @@ import { classifyActivityFailures } from './errors.js';
 import { git } from './git.js';
 import { targetRepository } from './repository.js';
 
-export type { PromoteRuleInput, PromoteRuleResult } from '../domain/promotion.js';
+export type { PromoteRuleInput, PromoteRuleResult, PromotionSource } from '../domain/promotion.js';
 
 export interface CheckDemotionsInput {
   /** The latest hours since promotion that are compared (default: promotion.demotion.windowHours, 168). */
@@ -43,8 +44,8 @@ interface Counts {
 
 export interface DemotionCheck {
   checked: number;
-  demoted: Array<{ rule_id: string; phases: string[]; reason: string; evidence: DemotionEvidence }>;
-  kept: Array<{ rule_id: string; phases: string[]; reason: string; before: Counts; after: Counts; z: number | null; p_value: number | null }>;
+  demoted: Array<{ ruleId: string; phases: string[]; reason: string; evidence: DemotionEvidence }>;
+  kept: Array<{ ruleId: string; phases: string[]; reason: string; before: Counts; after: Counts; z: number | null; pValue: number | null }>;
   settings: { windowHours: number; alpha: number; minSample: number };
 }
 
@@ -52,22 +53,22 @@ const pct = (fraction: number) => `${(fraction * 100).toFixed(1)} %`;
 
 export function createPromotionActivities({ pool, config = configSchema.parse({}), now = () => new Date() }: Pick<ActivityDeps, 'pool' | 'config' | 'now'>) {
   /** The candidate commit's message, or why it could not be read (the task's title stands in then). */
-  async function commitMessage(input: PromoteRuleInput): Promise<{ message?: string; problem?: string }> {
+  async function commitMessage(repositoryPath: string | undefined, treatmentSha: string): Promise<{ message?: string; problem?: string }> {
     try {
-      const repository = input.repositoryPath ?? (await targetRepository(config));
-      return { message: await git(repository, ['show', '-s', '--format=%s%n%b', input.candidate.treatmentSha]) };
+      const repository = repositoryPath ?? (await targetRepository(config));
+      return { message: await git(repository, ['show', '-s', '--format=%s%n%b', treatmentSha]) };
     } catch (error) {
       return { problem: (error as Error).message };
     }
   }
 
   /** The treatment arm as the stored replay report counts it; the verdict summary when the report is not stored. */
-  async function treatmentArm(input: PromoteRuleInput): Promise<{ n: number; successes: number }> {
-    const campaign = await loadCampaign(pool, { campaignId: input.campaignId });
+  async function treatmentArm(source: PromotableSource): Promise<{ n: number; successes: number }> {
+    const campaign = await loadCampaign(pool, { campaignId: source.campaignId });
     const arm = (campaign?.report as { arms?: { treatment?: { n?: unknown; successes?: unknown } } } | null | undefined)?.arms?.treatment;
     if (arm && Number.isInteger(arm.n) && Number.isInteger(arm.successes)) return { n: arm.n as number, successes: arm.successes as number };
-    const n = input.verdicts.treatmentRuns;
-    return { n, successes: Math.round(input.verdicts.treatmentSuccessRate * n) };
+    const n = source.verdicts.treatmentRuns;
+    return { n, successes: Math.round(source.verdicts.treatmentSuccessRate * n) };
   }
 
   return classifyActivityFailures({
@@ -76,12 +77,13 @@ export function createPromotionActivities({ pool, config = configSchema.parse({}
      * the approval's decision time, so a retry (or a restarted loop) returns the stored rule and changes nothing.
      */
     async promoteRule(input: PromoteRuleInput): Promise<PromoteRuleResult> {
-      const refused = promotionRefusal(input);
-      if (refused) return { promoted: false, reason: refused };
-      const [treatment, commit] = await Promise.all([treatmentArm(input), commitMessage(input)]);
+      const checked = checkPromotable(input);
+      if (!checked.ok) return { promoted: false, reason: checked.reason };
+      const { source } = checked;
+      const [treatment, commit] = await Promise.all([treatmentArm(source), commitMessage(input.repositoryPath, source.candidate.treatmentSha)]);
       const judged = judgePromotion(
         input,
-        { treatment, mitigation: mitigationFrom(commit.message, input.task.title), promotedAt: input.approval.decidedAt ?? now().toISOString() },
+        { treatment, mitigation: mitigationFrom(commit.message, input.task.title), promotedAt: source.approval.decidedAt ?? now().toISOString() },
         config.promotion.minSuccessRate,
       );
       if (!judged.promoted) return { promoted: false, reason: judged.reason };
@@ -94,7 +96,7 @@ export function createPromotionActivities({ pool, config = configSchema.parse({}
         case 'replaced':
           return { promoted: true, rule, reason: `promoted ${rule.rule_id} again (replacing an earlier promotion of the same fingerprint): ${numbers}${fallback}` };
         case 'unchanged':
-          return { promoted: true, rule, reason: `${rule.rule_id} was already promoted from campaign ${input.campaignId}` };
+          return { promoted: true, rule, reason: `${rule.rule_id} was already promoted from campaign ${source.campaignId}` };
         case 'stale':
           return { promoted: false, rule, reason: `${rule.rule_id} holds a later promotion (campaign ${rule.evidence?.campaign_id ?? 'unknown'}, ${rule.promoted_at})` };
       }
@@ -128,7 +130,7 @@ export function createPromotionActivities({ pool, config = configSchema.parse({}
         const before = counts.get(`${rule.rule_id}\nbefore`) ?? none;
         const after = counts.get(`${rule.rule_id}\nafter`) ?? none;
         const keep = (reason: string, z: number | null = null, p: number | null = null) =>
-          result.kept.push({ rule_id: rule.rule_id, phases: rule.applicable_phases, reason, before, after, z, p_value: p });
+          result.kept.push({ ruleId: rule.rule_id, phases: rule.applicable_phases, reason, before, after, z, pValue: p });
         if (!w.hours) {
           keep('promoted less than a whole hour ago: nothing to compare yet');
           continue;
@@ -139,7 +141,7 @@ export function createPromotionActivities({ pool, config = configSchema.parse({}
           continue;
         }
         const evidence = demotionEvidence(rule, w, before, after, { ...decision, z: decision.z, pValue: decision.pValue }, settings);
-        if (await demoteRule(pool, rule, evidence, at)) result.demoted.push({ rule_id: rule.rule_id, phases: rule.applicable_phases, reason: decision.reason, evidence });
+        if (await demoteRule(pool, rule, evidence, at)) result.demoted.push({ ruleId: rule.rule_id, phases: rule.applicable_phases, reason: decision.reason, evidence });
         else keep('promoted again or demoted while it was checked: left as it is now');
       }
       return result;

@@ -84,14 +84,24 @@ export interface PromotedRule {
 
 // ——— promotion ———
 
+/**
+ * The parts of a finished follow-up task's result a promotion reads. The `followupTask` workflow's result
+ * (FollowupTaskResult) has them all; a task that failed before replay or approval lacks some, and is not promoted.
+ */
+export interface PromotionSource {
+  candidate?: Pick<CandidateSummary, 'treatmentSha' | 'branch'>;
+  verdicts?: VerdictSummary;
+  campaignId?: string;
+  reportPath?: string | null;
+  approval?: { status: string; decidedBy?: string | null; decidedAt?: string | null; canMerge: boolean };
+  /** The workflow's can_merge (APPROVED ∧ gating verdict PROMOTE). */
+  canMerge?: boolean;
+}
+
 /** What the improvement loop hands over for a task whose workflow finished (named: it lives in workflow history). */
 export interface PromoteRuleInput {
   task: Pick<FollowupTask, 'id' | 'fingerprint' | 'title' | 'phase_ids'>;
-  candidate: Pick<CandidateSummary, 'treatmentSha' | 'branch'>;
-  verdicts: VerdictSummary;
-  campaignId: string;
-  reportPath?: string | null;
-  approval: { status: string; decidedBy?: string | null; decidedAt?: string | null; canMerge: boolean };
+  result: PromotionSource;
   /** Where the candidate commit is read for the mitigation (default: repository.path of road.config.json). */
   repositoryPath?: string;
 }
@@ -136,28 +146,41 @@ export type PromotionJudgement = { promoted: true; rule: PromotedRule } | { prom
 
 const pct = (fraction: number) => `${(fraction * 100).toFixed(1)} %`;
 
+/** A source that passed every check that needs no replay numbers. */
+export interface PromotableSource {
+  candidate: Pick<CandidateSummary, 'treatmentSha' | 'branch'>;
+  verdicts: VerdictSummary;
+  campaignId: string;
+  reportPath: string | null;
+  approval: NonNullable<PromotionSource['approval']>;
+}
+
 /**
- * Why a finished task cannot be promoted whatever its replay numbers, or undefined: checked before any I/O. Input that
+ * Whether a finished task can be promoted at all, whatever its replay numbers: checked before any I/O. Input that
  * could never have come from a follow-up task is InvalidInput.
  */
-export function promotionRefusal(input: PromoteRuleInput): string | undefined {
-  const { task, approval, verdicts } = input;
+export function checkPromotable(input: PromoteRuleInput): { ok: true; source: PromotableSource } | { ok: false; reason: string } {
+  const { task, result } = input;
   if (typeof task?.fingerprint !== 'string' || !FINGERPRINT_PATTERN.test(task.fingerprint)) {
     throw new InvalidInput('task.fingerprint must be 1–128 characters of A–Z a–z 0–9 . _ : -');
   }
   if (!Array.isArray(task.phase_ids) || task.phase_ids.some((p) => typeof p !== 'string' || p.length < 1 || p.length > PHASE_MAX_CHARS)) {
     throw new InvalidInput(`task.phase_ids must be phase ids of 1–${PHASE_MAX_CHARS} characters`);
   }
-  if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(input.candidate?.treatmentSha ?? '')) {
-    throw new InvalidInput('candidate.treatmentSha must be a 40- or 64-character hexadecimal commit sha');
+  const { approval, verdicts, candidate, campaignId } = result ?? {};
+  if (!approval) return { ok: false, reason: 'no approval decision' };
+  if (approval.status !== 'APPROVED') return { ok: false, reason: `not approved (${approval.status})` };
+  if (!verdicts) return { ok: false, reason: 'no replay verdicts' };
+  if (verdicts.gating !== 'PROMOTE') return { ok: false, reason: `the gating verdict (${verdicts.decisionMode}) is ${verdicts.gating}, not PROMOTE` };
+  if (!approval.canMerge || result.canMerge === false) return { ok: false, reason: 'can_merge is false' };
+  if (!candidate) return { ok: false, reason: 'no candidate' };
+  if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(candidate.treatmentSha ?? '')) {
+    throw new InvalidInput('result.candidate.treatmentSha must be a 40- or 64-character hexadecimal commit sha');
   }
-  if (typeof input.campaignId !== 'string' || !input.campaignId) throw new InvalidInput('campaignId must be a non-empty string');
-  if (approval.status !== 'APPROVED') return `not approved (${approval.status})`;
-  if (verdicts.gating !== 'PROMOTE') return `the gating verdict (${verdicts.decisionMode}) is ${verdicts.gating}, not PROMOTE`;
-  if (!approval.canMerge) return 'can_merge is false';
-  if (new Set(task.phase_ids).size > MAX_RULE_PHASES) return `${task.id} names more than ${MAX_RULE_PHASES} phases`;
-  if (!task.phase_ids.length) return `${task.id} names no phase, so its rule could be served nowhere`;
-  return undefined;
+  if (typeof campaignId !== 'string' || !campaignId) return { ok: false, reason: 'no replay campaign' };
+  if (!task.phase_ids.length) return { ok: false, reason: `${task.id} names no phase, so its rule could be served nowhere` };
+  if (new Set(task.phase_ids).size > MAX_RULE_PHASES) return { ok: false, reason: `${task.id} names more than ${MAX_RULE_PHASES} phases` };
+  return { ok: true, source: { candidate, verdicts, campaignId, reportPath: result.reportPath ?? null, approval } };
 }
 
 /**
@@ -165,9 +188,10 @@ export function promotionRefusal(input: PromoteRuleInput): string | undefined {
  * least `minSuccessRate` of its replay runs becomes an active rule for the task's phases.
  */
 export function judgePromotion(input: PromoteRuleInput, facts: PromotionFacts, minSuccessRate = DEFAULT_MIN_SUCCESS_RATE): PromotionJudgement {
-  const refused = promotionRefusal(input);
-  if (refused) return { promoted: false, reason: refused };
-  const { task, approval, verdicts } = input;
+  const checked = checkPromotable(input);
+  if (!checked.ok) return { promoted: false, reason: checked.reason };
+  const { task } = input;
+  const { approval, verdicts, candidate } = checked.source;
   const phases = [...new Set(task.phase_ids)];
   const { n, successes } = facts.treatment;
   if (!Number.isInteger(n) || !Number.isInteger(successes) || successes < 0 || successes > n) {
@@ -194,13 +218,13 @@ export function judgePromotion(input: PromoteRuleInput, facts: PromotionFacts, m
     status: 'active',
     fingerprint: task.fingerprint,
     evidence: {
-      campaign_id: input.campaignId,
-      report_path: input.reportPath ?? null,
+      campaign_id: checked.source.campaignId,
+      report_path: checked.source.reportPath,
       reviewer: approval.decidedBy ?? null,
       decided_at: approval.decidedAt ? new Date(approval.decidedAt).toISOString() : null,
       verdicts,
-      treatment_sha: input.candidate.treatmentSha,
-      branch: input.candidate.branch ?? null,
+      treatment_sha: candidate.treatmentSha,
+      branch: candidate.branch ?? null,
     },
     demoted_at: null,
     demotion: null,

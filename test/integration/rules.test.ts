@@ -16,6 +16,7 @@ import { listRules } from '../../db/rules.js';
 import { compareCampaign } from '../../domain/comparison.js';
 import { configSchema } from '../../domain/config.js';
 import type { VerdictSummary } from '../../domain/followup.js';
+import type { FollowupTaskResult } from '../../workflows/followupTask.js';
 import type { ReplayRunResult } from '../../domain/replay.js';
 import type { PhaseOutcomeInput } from '../../domain/telemetry.js';
 import { road } from '../helpers/cli.js';
@@ -80,21 +81,44 @@ async function storeCampaign(taskId: string, treatmentSha: string, successes: nu
 }
 
 let taskSerial = 0;
+
+interface FinishedTask {
+  /** The promotion input: the task and the followupTask workflow's result, with the approval's decision time added. */
+  input: PromoteRuleInput;
+  /** The workflow's result exactly as its type says (its approval carries no decision time). */
+  result: FollowupTaskResult;
+  campaignId: string;
+  treatmentSha: string;
+}
+
 /** A finished follow-up task of `phases` whose fix (a real commit) succeeded in `successes` of `n` replay runs. */
-async function finishedTask(options: { phases: string[]; subject: string; successes: number; n: number; decidedAt: string; fingerprint?: string; taskId?: string }) {
-  const taskId = options.taskId ?? `FAILURE-${++taskSerial}`;
-  const treatmentSha = repo.commit(`${options.subject}\n\nWhy: the provider hangs.`, { [`src/fix-${taskSerial}-${Date.now()}.py`]: 'x\n' });
+async function finishedTask(options: { phases: string[]; subject: string; successes: number; n: number; decidedAt: string; fingerprint?: string }): Promise<FinishedTask> {
+  const taskId = `FAILURE-${++taskSerial}`;
+  const treatmentSha = repo.commit(`${options.subject}\n\nWhy: the provider hangs.`, { [`src/fix-${taskSerial}.py`]: `${options.subject}\n` });
   const { campaignId, verdicts } = await storeCampaign(taskId, treatmentSha, options.successes, options.n);
-  const input: PromoteRuleInput = {
-    task: { id: taskId, fingerprint: options.fingerprint ?? `${String(taskSerial).padStart(4, '0')}${'f'.repeat(28)}`, title: `Stop failures in ${options.phases[0]}`, phase_ids: options.phases },
-    candidate: { treatmentSha, branch: `road/${taskId}` },
-    verdicts,
+  const canMerge = verdicts.gating === 'PROMOTE';
+  const result: FollowupTaskResult = {
+    taskId,
+    type: 'failure_mode',
+    stage: 'done',
+    detail: 'approved by alice@example.com',
+    attempts: [{ attempt: 1, outcome: 'accepted', message: 'candidate ready' }],
+    candidate: { treatmentSha, branch: `road/${taskId}`, author: 'road-bot', changedFiles: [`src/fix-${taskSerial}.py`], diffStat: { files: 1, insertions: 1, deletions: 0 }, baselineSha, baselineRef: 'main' },
     campaignId,
+    verdicts,
     reportPath: `.road/reports/${taskId}.md`,
-    approval: { status: 'APPROVED', decidedBy: 'alice@example.com', decidedAt: options.decidedAt, canMerge: verdicts.gating === 'PROMOTE' },
-    repositoryPath: repo.dir,
+    approval: { status: 'APPROVED', decidedBy: 'alice@example.com', canMerge },
+    outcome: 'approved',
+    canMerge,
   };
-  return input;
+  const task = {
+    id: taskId,
+    fingerprint: options.fingerprint ?? `${String(taskSerial).padStart(4, '0')}${'f'.repeat(28)}`,
+    title: `Stop failures in ${options.phases[0]}`,
+    phase_ids: options.phases,
+  };
+  const input: PromoteRuleInput = { task, result: { ...result, approval: { ...result.approval!, decidedAt: options.decidedAt } }, repositoryPath: repo.dir };
+  return { input, result, campaignId, treatmentSha };
 }
 
 const ruleCount = async (fingerprint: string) =>
@@ -102,7 +126,9 @@ const ruleCount = async (fingerprint: string) =>
 
 describe('promotion', () => {
   it('stores one rule per fingerprint however often it is promoted, retried or raced', async () => {
-    const input = await finishedTask({ phases: ['auth', 'database'], subject: 'Wrap auth calls in a 30 s timeout', successes: 28, n: 30, decidedAt: '2026-06-10T12:30:00.000Z', fingerprint: 'aaaa1111bbbb2222cccc3333dddd4444' });
+    const { input, result: workflowResult, campaignId, treatmentSha } = await finishedTask({
+      phases: ['auth', 'database'], subject: 'Wrap auth calls in a 30 s timeout', successes: 28, n: 30, decidedAt: '2026-06-10T12:30:00.000Z', fingerprint: 'aaaa1111bbbb2222cccc3333dddd4444',
+    });
     const first = await activities().promoteRule(input);
     expect(first.promoted).toBe(true);
     // 28/30: Wilson 95 % lower bound 0.7868 (computed independently: the root of (28/30 − L)² · 30 = 1.96² · L(1 − L)).
@@ -114,7 +140,7 @@ describe('promotion', () => {
       promoted_at: '2026-06-10T12:30:00.000Z',
       status: 'active',
       source_task: input.task.id,
-      evidence: { campaign_id: input.campaignId, reviewer: 'alice@example.com', treatment_sha: input.candidate.treatmentSha, branch: input.candidate.branch },
+      evidence: { campaign_id: campaignId, reviewer: 'alice@example.com', decided_at: '2026-06-10T12:30:00.000Z', treatment_sha: treatmentSha, branch: `road/${input.task.id}` },
     });
     expect(first.rule!.success_rate).toBeCloseTo(28 / 30, 12);
     expect(first.rule!.wilson_lower).toBeCloseTo(0.7868, 4);
@@ -125,17 +151,18 @@ describe('promotion', () => {
     const again = await activities().promoteRule(input);
     const raced = await Promise.all([activities().promoteRule(input), activities().promoteRule(input)]);
     for (const result of [again, ...raced]) {
-      expect(result).toMatchObject({ promoted: true, reason: `rule-aaaa1111bbbb was already promoted from campaign ${input.campaignId}` });
+      expect(result).toMatchObject({ promoted: true, reason: `rule-aaaa1111bbbb was already promoted from campaign ${campaignId}` });
       expect(result.rule).toEqual(first.rule);
     }
-    // Without the decision time the promotion is dated by the clock, an hour later now: the same campaign still wins.
-    const undated = await activities().promoteRule({ ...input, approval: { ...input.approval, decidedAt: undefined } });
+    // The workflow's result as it is (no decision time: the promotion would be dated by the clock, an hour later now):
+    // the same campaign still changes nothing.
+    const undated = await activities().promoteRule({ task: input.task, result: workflowResult, repositoryPath: repo.dir });
     expect(undated.rule).toEqual(first.rule);
     expect(await ruleCount(input.task.fingerprint)).toBe(1);
 
     // A later loop fixes the same issue again (another task, another commit): it replaces the rule's content.
     const later = await finishedTask({ phases: ['auth'], subject: 'Retry the auth provider with jittered backoff', successes: 30, n: 30, decidedAt: '2026-06-11T08:00:00.000Z', fingerprint: input.task.fingerprint });
-    const replaced = await activities().promoteRule(later);
+    const replaced = await activities().promoteRule(later.input);
     expect(replaced).toMatchObject({ promoted: true, rule: { rule_id: 'rule-aaaa1111bbbb', mitigation: 'Retry the auth provider with jittered backoff', applicable_phases: ['auth'] } });
     expect(replaced.reason).toMatch(/^promoted rule-aaaa1111bbbb again/);
     // The first promotion retried after that: it is older, so it changes nothing.
@@ -148,22 +175,23 @@ describe('promotion', () => {
   });
 
   it('does not promote below 90 % treatment success, or a task that cannot merge, and says why', async () => {
-    const low = await finishedTask({ phases: ['payments'], subject: 'Almost a fix', successes: 26, n: 30, decidedAt: '2026-06-10T12:00:00.000Z' });
+    const { input: low, result } = await finishedTask({ phases: ['payments'], subject: 'Almost a fix', successes: 26, n: 30, decidedAt: '2026-06-10T12:00:00.000Z' });
     // The seed verdict promotes (all-failing baseline), so the task can merge; only the 90 % threshold stops it.
-    expect(low.verdicts.gating).toBe('PROMOTE');
+    expect(result.verdicts!.gating).toBe('PROMOTE');
     expect(await activities().promoteRule(low)).toEqual({
       promoted: false,
       reason: 'treatment success rate 86.7 % (26/30) is below promotion.minSuccessRate 90.0 %',
     });
-    expect(await activities().promoteRule({ ...low, approval: { status: 'REJECTED', decidedBy: 'bob', canMerge: false } })).toEqual({
-      promoted: false,
-      reason: 'not approved (REJECTED)',
-    });
+    const rejected = { ...result, outcome: 'rejected' as const, canMerge: false, approval: { status: 'REJECTED', decidedBy: 'bob', canMerge: false } };
+    expect(await activities().promoteRule({ task: low.task, result: rejected })).toEqual({ promoted: false, reason: 'not approved (REJECTED)' });
+    // A task that failed before replay has no verdicts, campaign or approval.
+    const failed: FollowupTaskResult = { taskId: low.task.id, type: 'failure_mode', stage: 'failed', detail: 'no candidate', attempts: [], outcome: 'failed', canMerge: false };
+    expect(await activities().promoteRule({ task: low.task, result: failed })).toEqual({ promoted: false, reason: 'no approval decision' });
     expect(await ruleCount(low.task.fingerprint)).toBe(0);
   });
 
   it("falls back to the task's title when the commit cannot be read", async () => {
-    const input = await finishedTask({ phases: ['uploads'], subject: 'Stream uploads in chunks', successes: 30, n: 30, decidedAt: '2026-06-10T12:00:00.000Z' });
+    const { input } = await finishedTask({ phases: ['uploads'], subject: 'Stream uploads in chunks', successes: 30, n: 30, decidedAt: '2026-06-10T12:00:00.000Z' });
     // No repositoryPath and no repository in road.config.json: the title stands in, and the reason says so.
     const result = await activities().promoteRule({ ...input, repositoryPath: undefined });
     expect(result.rule!.mitigation).toBe('Stop failures in uploads');
@@ -234,9 +262,9 @@ describe('demotion', () => {
   const PROMOTED = '2026-06-20T12:30:00.000Z';
 
   it("demotes a rule whose phases fail significantly more since its promotion, and keeps the others with a reason", async () => {
-    const regressed = await finishedTask({ phases: ['checkout'], subject: 'Cache the cart between steps', successes: 30, n: 30, decidedAt: PROMOTED });
-    const quiet = await finishedTask({ phases: ['search'], subject: 'Bound the search fan-out', successes: 30, n: 30, decidedAt: PROMOTED });
-    const steady = await finishedTask({ phases: ['billing'], subject: 'Retry the invoice API once', successes: 30, n: 30, decidedAt: PROMOTED });
+    const { input: regressed } = await finishedTask({ phases: ['checkout'], subject: 'Cache the cart between steps', successes: 30, n: 30, decidedAt: PROMOTED });
+    const { input: quiet } = await finishedTask({ phases: ['search'], subject: 'Bound the search fan-out', successes: 30, n: 30, decidedAt: PROMOTED });
+    const { input: steady } = await finishedTask({ phases: ['billing'], subject: 'Retry the invoice API once', successes: 30, n: 30, decidedAt: PROMOTED });
     for (const input of [regressed, quiet, steady]) expect((await activities().promoteRule(input)).promoted).toBe(true);
 
     const stored = await storeEvents(db.pool, [
@@ -256,7 +284,7 @@ describe('demotion', () => {
     clock = new Date('2026-06-22T00:20:00Z');
     const check = await activities().checkDemotions({});
     expect(check.settings).toEqual({ windowHours: 168, alpha: 0.05, minSample: 30 });
-    expect(check.demoted.map((d) => d.rule_id)).toEqual([regressed.task.fingerprint].map((f) => `rule-${f.slice(0, 12)}`));
+    expect(check.demoted.map((d) => d.ruleId)).toEqual([regressed.task.fingerprint].map((f) => `rule-${f.slice(0, 12)}`));
     const evidence = check.demoted[0]!.evidence;
     // Whole hours: promoted 12:30 on the 20th, now 00:20 on the 22nd → after = 13:00 (20th) … 00:00 (22nd) = 35 h, and
     // before = the 35 h up to 12:00 on the 20th.
@@ -266,7 +294,7 @@ describe('demotion', () => {
     expect(evidence.z).toBeCloseTo(3.0984, 4);
     expect(evidence.p_value).toBeLessThan(0.001);
 
-    const kept = Object.fromEntries(check.kept.map((k) => [k.rule_id, k]));
+    const kept = Object.fromEntries(check.kept.map((k) => [k.ruleId, k]));
     const id = (input: PromoteRuleInput) => `rule-${input.task.fingerprint.slice(0, 12)}`;
     expect(kept[id(quiet)]).toMatchObject({ reason: 'too few events since promotion (12 < 30)', after: { events: 12, failures: 12 } });
     expect(kept[id(steady)]!.before).toEqual({ events: 40, failures: 4 });

@@ -24,6 +24,7 @@ import {
   twoProportionTest,
   type PromoteRuleInput,
   type PromotedRule,
+  type PromotionSource,
 } from '../../domain/promotion.js';
 
 const FINGERPRINT = '0123456789abcdef0123456789abcdef';
@@ -37,14 +38,18 @@ const verdicts: VerdictSummary = {
   treatmentRuns: 30,
 };
 
-const input = (overrides: Partial<PromoteRuleInput> = {}): PromoteRuleInput => ({
-  task: { id: 'FAILURE-1', fingerprint: FINGERPRINT, title: 'Stop "timeout" failures in auth', phase_ids: ['auth', 'database'] },
-  candidate: { treatmentSha: SHA, branch: 'road/FAILURE-1' },
-  verdicts,
-  campaignId: `FAILURE-1@${SHA.slice(0, 12)}`,
-  reportPath: '.road/reports/FAILURE-1.md',
-  approval: { status: 'APPROVED', decidedBy: 'alice@example.com', decidedAt: '2026-06-10T12:30:00.000Z', canMerge: true },
-  ...overrides,
+/** A task whose followupTask workflow ended approved; `result` overrides are merged into the workflow's result. */
+const input = (result: Partial<PromotionSource> = {}, task: Partial<PromoteRuleInput['task']> = {}): PromoteRuleInput => ({
+  task: { id: 'FAILURE-1', fingerprint: FINGERPRINT, title: 'Stop "timeout" failures in auth', phase_ids: ['auth', 'database'], ...task },
+  result: {
+    candidate: { treatmentSha: SHA, branch: 'road/FAILURE-1' },
+    verdicts,
+    campaignId: `FAILURE-1@${SHA.slice(0, 12)}`,
+    reportPath: '.road/reports/FAILURE-1.md',
+    approval: { status: 'APPROVED', decidedBy: 'alice@example.com', decidedAt: '2026-06-10T12:30:00.000Z', canMerge: true },
+    canMerge: true,
+    ...result,
+  },
 });
 
 const facts = (successes: number, n: number) => ({ treatment: { n, successes }, mitigation: 'Add timeout wrapper with exponential backoff', promotedAt: '2026-06-10T12:30:00Z' });
@@ -109,17 +114,23 @@ describe('promotion', () => {
   });
 
   it('refuses what cannot merge, and says why', () => {
-    const refused = (overrides: Partial<PromoteRuleInput>) => {
-      const judged = judgePromotion(input(overrides), facts(30, 30));
+    const refused = (result: Partial<PromotionSource>, task: Partial<PromoteRuleInput['task']> = {}) => {
+      const judged = judgePromotion(input(result, task), facts(30, 30));
       return judged.promoted ? 'promoted' : judged.reason;
     };
-    expect(refused({ approval: { status: 'REJECTED', decidedBy: 'bob', canMerge: false } })).toBe('not approved (REJECTED)');
+    expect(refused({ approval: { status: 'REJECTED', decidedBy: 'bob', canMerge: false }, canMerge: false })).toBe('not approved (REJECTED)');
     expect(refused({ approval: { status: 'EXPIRED', canMerge: false } })).toBe('not approved (EXPIRED)');
     expect(refused({ verdicts: { ...verdicts, gating: 'INCONCLUSIVE' } })).toBe('the gating verdict (statistical) is INCONCLUSIVE, not PROMOTE');
     expect(refused({ approval: { status: 'APPROVED', canMerge: false } })).toBe('can_merge is false');
-    expect(refused({ task: { ...input().task, phase_ids: [] } })).toBe('FAILURE-1 names no phase, so its rule could be served nowhere');
-    expect(() => judgePromotion(input({ task: { ...input().task, fingerprint: 'has space' } }), facts(30, 30))).toThrow(InvalidInput);
-    expect(() => judgePromotion(input({ candidate: { treatmentSha: 'main', branch: 'x' } }), facts(30, 30))).toThrow(/candidate.treatmentSha/);
+    expect(refused({ canMerge: false })).toBe('can_merge is false');
+    // A task that failed before replay or approval: its result lacks them.
+    expect(refused({ approval: undefined })).toBe('no approval decision');
+    expect(refused({ verdicts: undefined })).toBe('no replay verdicts');
+    expect(refused({ candidate: undefined })).toBe('no candidate');
+    expect(refused({ campaignId: undefined })).toBe('no replay campaign');
+    expect(refused({}, { phase_ids: [] })).toBe('FAILURE-1 names no phase, so its rule could be served nowhere');
+    expect(() => judgePromotion(input({}, { fingerprint: 'has space' }), facts(30, 30))).toThrow(InvalidInput);
+    expect(() => judgePromotion(input({ candidate: { treatmentSha: 'main', branch: 'x' } }), facts(30, 30))).toThrow(/result.candidate.treatmentSha/);
   });
 
   it('derives one rule id per fingerprint', () => {
