@@ -15,6 +15,7 @@ import { createCandidateActivities } from './candidate.js';
 import { classifyActivityFailures } from './errors.js';
 import { createReplayActivities } from './replay.js';
 import { createLoopActivities } from './loop.js';
+import { createPromotionActivities } from './promotion.js';
 import { createTaskActivities } from './tasks.js';
 
 export interface ActivityDeps {
@@ -38,6 +39,7 @@ export function createActivities({ pool, config = configSchema.parse({}), now = 
     ...createTaskActivities({ pool, config }),
     ...createCampaignActivities({ pool, now, reportsDir }),
     ...createLoopActivities({ config, reportsDir }),
+    ...createPromotionActivities({ pool, config, now }),
     ...createCandidateActivities({ pool, config, now }),
     ...createReplayActivities({ pool, config, now }),
     /** ROAD-B for the loop: the same versioned JSON report as `road analyze --json`. Read-only, so safe to retry. */

@@ -151,7 +151,7 @@ export interface FollowupTaskStatus {
   replay?: { done: number; total: number };
   verdicts?: VerdictSummary;
   reportPath?: string;
-  approval?: { status: string; decidedBy?: string; note?: string; canMerge: boolean };
+  approval?: { status: string; decidedBy?: string; decidedAt?: string; note?: string; canMerge: boolean };
   outcome?: TaskOutcome;
   /** The exact git command that lands an approved fix (repository.onApproval = "branch"). */
   mergeCommand?: string;

@@ -227,7 +227,7 @@ export async function followupTask(input: FollowupTaskInput): Promise<FollowupTa
   } catch (error) {
     return finish('failed', `the approval gate failed: ${failureMessage(error)}`);
   }
-  status.approval = { status: approval.status, decidedBy: approval.decidedBy, note: approval.decisionNote, canMerge: approval.canMerge };
+  status.approval = { status: approval.status, decidedBy: approval.decidedBy, decidedAt: approval.decidedAt, note: approval.decisionNote, canMerge: approval.canMerge };
   if (approval.canMerge) status.mergeCommand = mergeCommandFor(plan.repositoryPath, candidate.baselineRef, candidate.branch);
   switch (approval.status) {
     case 'APPROVED':
