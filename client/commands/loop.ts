@@ -75,8 +75,9 @@ export function registerLoopCommands(program: Command, session: () => Session): 
     .option('--json', 'print JSON')
     .action(async (opts: { limit: number; json?: boolean }) => {
       const client = await session().temporal();
-      const rows: Array<{ loopId: string; status: string; stage: string; started: string; closed: string | null }> = [];
-      for await (const w of client.workflow.list({ query: `RoadKind = 'loop' ORDER BY StartTime DESC`, pageSize: opts.limit })) {
+      let rows: Array<{ loopId: string; status: string; stage: string; started: string; closed: string | null }> = [];
+      // Not every visibility store can ORDER BY (the dev server's SQLite cannot): sort here, newest first.
+      for await (const w of client.workflow.list({ query: `RoadKind = 'loop'` })) {
         rows.push({
           loopId: w.workflowId.replace(/^road-loop-/, ''),
           status: w.status.name,
@@ -84,8 +85,9 @@ export function registerLoopCommands(program: Command, session: () => Session): 
           started: w.startTime.toISOString(),
           closed: w.closeTime?.toISOString() ?? null,
         });
-        if (rows.length >= opts.limit) break;
+        if (rows.length >= 10_000) break;
       }
+      rows = rows.sort((a, b) => (a.started < b.started ? 1 : -1)).slice(0, opts.limit);
       if (opts.json) return printJson(rows);
       if (!rows.length) return console.log('No loop yet: start one with `road loop start`.');
       console.log(formatTable(['LOOP', 'STATUS', 'STAGE', 'STARTED', 'CLOSED'], rows.map((r) => [r.loopId, r.status, r.stage, r.started, r.closed ?? '—'])));

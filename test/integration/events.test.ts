@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bulkStoreEvents, EVENT_COLUMNS, storeEvents, type RawItem } from '../../db/events.js';
 import { summarize, validateEvent, type ItemResult, type PhaseOutcomeInput } from '../../domain/telemetry.js';
+import { createPool } from '../../db/pool.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
 let db: TestDatabase;
@@ -234,3 +235,80 @@ function chunks<T>(items: T[], size: number): T[][] {
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
 }
+
+describe('defence in depth: an event the database refuses anyway (issue 8)', () => {
+  // A disagreement simulated with a stricter CHECK than the contract: tokens_used 13 is refused by PostgreSQL only.
+  const STRICT = 'test_unlucky_tokens';
+  beforeAll(async () => {
+    await db.pool.query(`ALTER TABLE phase_outcome_events ADD CONSTRAINT ${STRICT} CHECK (tokens_used IS DISTINCT FROM 13) NOT VALID`);
+  });
+  afterAll(async () => {
+    await db?.pool.query(`ALTER TABLE phase_outcome_events DROP CONSTRAINT IF EXISTS ${STRICT}`);
+  });
+
+  it('storeEvents: only the refused events come back invalid, naming the field and the constraint; the rest are stored', async () => {
+    const batch = Array.from({ length: 50 }, (_, i) => event({ tokens_used: i % 20 === 13 ? 13 : i }));
+    const results = await storeEvents(db.pool, batch);
+    const refused = [13, 33];
+    expect(results.map((r) => r.status)).toEqual(batch.map((_, i) => (refused.includes(i) ? 'invalid' : 'accepted')));
+    expect(results[13]!.message).toMatch(/^tokens_used refused by the database \(test_unlucky_tokens\): new row for relation "phase_outcome_events" violates check constraint "test_unlucky_tokens"/);
+    expect(results[13]!.event_id).toBe(batch[13]!.event_id);
+    expect(await storedCount(batch.map((e) => e.event_id!))).toBe(48);
+  });
+
+  it('a repeat of a refused event is invalid too; another event under its id may be stored', async () => {
+    const bad = event({ tokens_used: 13 });
+    const results = await storeEvents(db.pool, [bad, { ...bad }, { ...bad, tokens_used: 14 }, event()]);
+    expect(statuses(results)).toEqual(['invalid', 'invalid', 'accepted', 'accepted']);
+    expect(results[1]!.message).toBe(results[0]!.message);
+  });
+
+  it('the bulk path: a chunk with refused rows among thousands stores all the others and goes on', async () => {
+    const input = Array.from({ length: 3000 }, (_, i) => event({ run_id: `defence-${i % 7}`, tokens_used: i % 250 === 13 ? 13 : i }));
+    const results: ItemResult[] = [];
+    await bulkStoreEvents(db.pool, input.map((value, index) => ({ index, value })), { chunkSize: 1000, onChunk: (chunk) => void results.push(...chunk) });
+    // i % 250 === 13 for i = 13, 263, …, 2763: 12 events.
+    const expectedInvalid = input.map((_, i) => i).filter((i) => i % 250 === 13);
+    expect(expectedInvalid).toHaveLength(12);
+    expect(results.filter((r) => r.status === 'invalid').map((r) => r.index)).toEqual(expectedInvalid);
+    expect(summarize(results)).toEqual({ accepted: 2988, duplicate: 0, conflict: 0, invalid: 12 });
+    expect(await storedCount(input.map((e) => e.event_id!))).toBe(2988);
+  });
+
+  it('the fallback path (a concurrent writer won an id) re-judges refused rows the same way', async () => {
+    const raced = event();
+    const bad = event({ tokens_used: 13 });
+    const good = event();
+    // Another transaction holds an uncommitted row with raced's id: the direct COPY waits for it, then meets a
+    // unique violation and falls back to staging + INSERT … ON CONFLICT, where the CHECK refuses `bad`.
+    const other = await db.pool.connect();
+    try {
+      await other.query('BEGIN');
+      const row = validateEvent(raced);
+      if (!row.ok) throw new Error(row.message);
+      await other.query(
+        `INSERT INTO phase_outcome_events (${EVENT_COLUMNS.join(', ')}) VALUES (${EVENT_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})`,
+        EVENT_COLUMNS.map((c) => (row.event as unknown as Record<string, unknown>)[c]),
+      );
+      const storing = storeEvents(db.pool, [raced, bad, good]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await other.query('COMMIT');
+      const results = await storing;
+      expect(statuses(results)).toEqual(['duplicate', 'invalid', 'accepted']);
+      expect(results[1]!.message).toMatch(/tokens_used refused by the database \(test_unlucky_tokens\)/);
+    } finally {
+      other.release();
+    }
+  });
+
+  it('an unreachable database is still an error, not an invalid event (503 at HTTP)', async () => {
+    const url = new URL(db.url);
+    url.port = '1'; // nothing listens there: connection refused
+    const pool = createPool(url.toString(), 1);
+    try {
+      await expect(storeEvents(pool, [event()])).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    } finally {
+      await pool.end();
+    }
+  });
+});

@@ -113,6 +113,26 @@ describe('road import', () => {
     expect(JSON.parse(again.stdout)).toMatchObject({ accepted: 0, duplicate: total });
   });
 
+  it('stores a realistic file whose lines mostly say "tests_failed": [] (issue 8: nothing was stored, exit 1)', async () => {
+    const file = path.join(dir, 'empty-arrays.jsonl');
+    const total = 2000;
+    // 9 lines in 10 report no failing test as [], every 4th touched no file as []; the rest list some.
+    const lines = Array.from({ length: total }, (_, i) =>
+      line(200_000 + i, { tests_failed: i % 10 ? [] : [`tests/test_${i}.py::test_x`], files: i % 4 ? [`src/m${i % 9}.py`] : [] }),
+    );
+    writeFileSync(file, lines.join('\n') + '\n');
+    const result = await road(['import', file, '--chunk-size', '500', '--json'], env);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ accepted: total, duplicate: 0, conflict: 0, invalid: 0 });
+    const where = "run_id LIKE 'imp-run-2____'"; // imp-run-20000 … imp-run-20199
+    expect(await count(where)).toBe(total);
+    expect(await count(`${where} AND tests_failed = '{}'`)).toBe(1800); // 9 in 10, stored as empty arrays
+    expect(await count(`${where} AND files = '{}'`)).toBe(500);
+    // Sent again: every line is a duplicate, the empty arrays included.
+    const again = await road(['import', file, '--json'], env);
+    expect(JSON.parse(again.stdout)).toMatchObject({ accepted: 0, duplicate: total });
+  });
+
   it('says clearly when the file does not exist', async () => {
     const missing = await road(['import', path.join(dir, 'nope.jsonl')], env);
     expect(missing.code).toBe(2);

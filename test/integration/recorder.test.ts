@@ -1,7 +1,7 @@
 /** PhaseOutcomeRecorder, the library an agent process uses, on a real PostgreSQL that also goes away and comes back. */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { EventConflictError, InvalidEventError, PhaseOutcomeRecorder, RecorderClosedError, TelemetryUnavailableError } from '../../client/recorder.js';
+import { EventConflictError, EventRefusedError, InvalidEventError, PhaseOutcomeRecorder, RecorderClosedError, TelemetryUnavailableError } from '../../client/recorder.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
 let db: TestDatabase;
@@ -77,6 +77,28 @@ describe('PhaseOutcomeRecorder', () => {
     expect(result).toMatchObject({ accepted: 2, invalid: 1 });
     expect(result.results[1]!.message).toMatch(/phase_id must not be empty/);
     await recorder.close();
+  });
+
+  it('reports events the database refuses anyway with EventRefusedError, stores the rest, and does not retry them', async () => {
+    // A disagreement simulated with a stricter CHECK than the contract (the recorder validated the event already).
+    await db.pool.query("ALTER TABLE phase_outcome_events ADD CONSTRAINT test_no_doomed CHECK (stop_reason IS DISTINCT FROM 'doomed') NOT VALID");
+    const recorder = new PhaseOutcomeRecorder({ pool: db.pool, runId: 'run-lib-7', flushIntervalMs: 0 });
+    try {
+      recorder.recordFailure('a', 'fine', { attempt: 1 });
+      recorder.recordFailure('b', 'doomed', { attempt: 1 });
+      recorder.recordSuccess('c');
+      const error = (await recorder.flush().catch((e: unknown) => e)) as EventRefusedError;
+      expect(error).toBeInstanceOf(EventRefusedError);
+      expect(error.refused).toHaveLength(1);
+      expect(error.refused[0]!.message).toMatch(/^stop_reason refused by the database \(test_no_doomed\)/);
+      expect(error.results!.map((r) => r.status).sort()).toEqual(['accepted', 'accepted', 'invalid']);
+      expect((await stored('run-lib-7')).map((r) => r.phase_id)).toEqual(['a', 'c']);
+      expect(recorder.buffered).toBe(0); // not kept: retrying cannot help
+      expect(await recorder.flush()).toMatchObject({ accepted: 0, invalid: 0 });
+    } finally {
+      await db.pool.query('ALTER TABLE phase_outcome_events DROP CONSTRAINT test_no_doomed');
+      await recorder.close();
+    }
   });
 
   it('keeps its buffer while the database is unreachable and stores each event once when it is back', async () => {
