@@ -135,7 +135,7 @@ describe('followupTask', () => {
       // Attempt 1 edits a file outside allowed_files; attempt 2 fixes the bug in the one allowed file.
       'if [ "$ROAD_ATTEMPT" = 1 ]; then echo stray >> src/other.txt; else echo fixed > src/fix.txt; fi\ngit commit -qam "attempt $ROAD_ATTEMPT"',
     );
-    const { result, history } = await withWorkers(repo, executor, async (taskQueue) => {
+    const { result, history, replayHistory } = await withWorkers(repo, executor, async (taskQueue) => {
       const handle = await start(taskQueue, task.id);
       const atGate = await stageReached(handle, 'approval');
       expect(atGate.verdicts).toMatchObject({ gating: 'PROMOTE', seed: 'PROMOTE', statistical: 'PROMOTE', treatmentSuccessRate: 1 });
@@ -144,7 +144,8 @@ describe('followupTask', () => {
       await env.client.workflow.getHandle(approvalWorkflowId(task.id)).signal(approveSignal, { reviewer: 'alice@example.com', comment: 'replay is convincing' });
       const result = await handle.result();
       expect(await startedAttempts(handle, 'createCandidate')).toEqual([2]);
-      return { result, history: await handle.fetchHistory() };
+      const replayHistory = await env.client.workflow.getHandle(`road-replay-${task.id}`).fetchHistory();
+      return { result, history: await handle.fetchHistory(), replayHistory };
     });
 
     expect(result).toMatchObject({ outcome: 'approved', canMerge: true, stage: 'done' });
@@ -165,6 +166,7 @@ describe('followupTask', () => {
     if (process.env.ROAD_RECORD_HISTORIES === '1') {
       mkdirSync(FIXTURES, { recursive: true });
       writeFileSync(path.join(FIXTURES, 'followup-task-approved.json'), historyToJSON(history));
+      writeFileSync(path.join(FIXTURES, 'replay-campaign-promote.json'), historyToJSON(replayHistory));
     }
   });
 

@@ -4,6 +4,7 @@
  * code of each worktree; one fix is approved and promoted, one rejected, one expires after 7 simulated days — and the
  * loop report and the database tell the same story.
  */
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -22,6 +23,7 @@ import { createTargetRepo, type TargetRepo } from '../helpers/targetRepo.js';
 import { bundleWorkflows, timeSkippingEnv } from '../helpers/temporal.js';
 
 const DAY_MS = 86_400_000;
+const FIXTURES = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'fixtures', 'histories');
 /** Three failure modes of phase "build", each behind its own file; counts differ so the ranking is fixed. */
 const FAILURES = [
   { key: 'a', reason: 'schema_drift', runs: 6 },
@@ -121,7 +123,11 @@ git commit -qam "Validate inputs before $(basename "$file" .txt)"`,
         await env.client.workflow.getHandle(approvalWorkflowId(byReason('schema_drift'))).signal(approveSignal, { reviewer: 'alice@example.com', comment: 'ship it' });
         await env.client.workflow.getHandle(approvalWorkflowId(byReason('lockfile_conflict'))).signal(rejectSignal, { reviewer: 'bob@example.com', reason: 'hides the conflict' });
         await env.sleep(7 * DAY_MS + 60_000);
-        return handle.result();
+        const result = await handle.result();
+        if (process.env.ROAD_RECORD_HISTORIES === '1') {
+          writeFileSync(path.join(FIXTURES, 'improvement-loop-three-tasks.json'), historyToJSON(await handle.fetchHistory()));
+        }
+        return result;
       }),
     );
 
