@@ -1,7 +1,9 @@
 /**
- * `road dev` (= `npm start`): PostgreSQL, the Temporal dev server and the ROAD worker as one supervised process tree.
+ * `road dev` (= `npm start`): PostgreSQL, the Temporal dev server and the ROAD worker as one supervised process tree,
+ * and — on a fresh clone with nothing of one's own configured — the demo (client/demo.ts).
  * Data lives under .road/ so a second start resumes where the first stopped; Ctrl-C stops every child.
  */
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,10 +20,20 @@ import { createReplayWorker, createRoadWorker } from '../workers/worker.js';
 import { disposeReplayWorktrees } from '../activities/replay.js';
 import { DEV_STATE_FILE, STATE_DIR, type DevState } from './config.js';
 import { installRuntime } from '../workers/runtime.js';
+import { DEMO_LOOP_ID, DEMO_TELEMETRY, demoDecision, loadDemoTelemetry, prepareDemoRepository, startDemoLoop, type DemoTelemetry } from './demo.js';
+import { uiWorkflowUrl } from './temporal.js';
 
 const CLI_TYPE_NAMES = { KEYWORD: 'Keyword', KEYWORD_LIST: 'KeywordList' } as const;
 
-export async function runDev(config: RoadConfig): Promise<void> {
+export interface DevOptions {
+  /** false: no demo data, no demo loop (`road dev --no-demo`). */
+  demo?: boolean;
+}
+
+export async function runDev(userConfig: RoadConfig, options: DevOptions = {}): Promise<void> {
+  const demoRepo = path.join(STATE_DIR, 'demo', 'repo');
+  const demo = demoDecision(userConfig, { demo: options.demo !== false, repoDir: demoRepo });
+  const config = demo.enabled ? demo.config : userConfig;
   const { temporalPort, uiPort, postgresPort } = config.dev;
   const useEmbeddedPostgres = !config.database.url;
   await requireFreePorts([
@@ -59,6 +71,9 @@ export async function runDev(config: RoadConfig): Promise<void> {
       databaseUrl = pg.databaseUrl('road');
     }
     await step('migrations', () => migrate(databaseUrl!));
+    if (demo.enabled) {
+      await step('demo repository', async () => prepareDemoRepository(demoRepo), (r) => (r.created ? `created ${shown(demoRepo)}` : `kept ${shown(demoRepo)}`));
+    }
 
     // 2. Temporal dev server (SQLite under .road/, Web UI, ROAD's search attributes)
     installRuntime({ shutdownSignals: [] });
@@ -95,6 +110,18 @@ export async function runDev(config: RoadConfig): Promise<void> {
     }
 
     const uiUrl = `http://localhost:${uiPort}`;
+    let demoState: { telemetry: DemoTelemetry; loop: { started: boolean; status: string } } | undefined;
+    if (demo.enabled) {
+      const telemetry = await step('demo telemetry', () => loadDemoTelemetry(pool), (t) =>
+        `${t.loaded ? 'loaded' : 'already loaded'} (${t.events.toLocaleString('en-US')} events)`,
+      );
+      const client = new Client({ connection: await Connection.connect({ address }), namespace: 'default' });
+      cleanups.push(() => client.connection.close());
+      const loop = await step('demo loop', () => startDemoLoop(client, config.temporal.taskQueue), (l) =>
+        l.started ? `started (road-loop-${DEMO_LOOP_ID})` : `already there (${l.status.toLowerCase()}), not restarted`,
+      );
+      demoState = { telemetry, loop };
+    }
     const state: DevState = { temporalAddress: address, namespace: 'default', taskQueue: config.temporal.taskQueue, databaseUrl, uiUrl, pid: process.pid };
     writeFileSync(DEV_STATE_FILE, JSON.stringify(state, null, 2));
     cleanups.push(async () => rmSync(DEV_STATE_FILE, { force: true }));
@@ -106,13 +133,9 @@ export async function runDev(config: RoadConfig): Promise<void> {
         `  Temporal UI   ${uiUrl}`,
         `  Temporal      ${address} (namespace default, task queue "${config.temporal.taskQueue}")`,
         `  PostgreSQL    ${databaseUrl.replace(/:[^:@/]+@/, ':***@')}`,
-        `  Logs          ${path.relative(process.cwd(), path.join(STATE_DIR, 'temporal.log'))}`,
+        `  Logs          ${shown(path.join(STATE_DIR, 'temporal.log'))}`,
         '',
-        'Try, in another terminal:',
-        '  npx road demo                                   # start an approval gate',
-        '  npx road pending                                # what waits for a reviewer',
-        '  npx road approve DEMO-1 --reviewer alice@example.com --comment "looks good"',
-        `  then open ${uiUrl} and look at road-approval-DEMO-1`,
+        ...(demoState ? demoGuide(demoState, uiUrl, config, demoRepo) : plainGuide(demo.enabled ? '' : demo.why)),
         '',
         'Ctrl-C stops everything; the next `npm start` resumes with the same data.',
       ].join('\n'),
@@ -130,12 +153,62 @@ export async function runDev(config: RoadConfig): Promise<void> {
   }
 }
 
-async function step<T>(label: string, fn: () => Promise<T>): Promise<T> {
+/** A path as the person who ran `npm start` would type it: relative when it is below the working directory. */
+const shown = (file: string) => {
+  const relative = path.relative(process.cwd(), file);
+  return relative.startsWith('..') || path.isAbsolute(relative) ? file : relative || '.';
+};
+
+/** What to do next with the demo: the loop, the approval, the rule it promotes. */
+function demoGuide(demo: { telemetry: DemoTelemetry; loop: { started: boolean; status: string } }, uiUrl: string, config: RoadConfig, repo: string): string[] {
+  const t = demo.telemetry;
+  const reviewer = config.approval.reviewers[0]!;
+  const done = demo.loop.status !== 'RUNNING';
+  return [
+    `The demo (${demo.loop.started ? 'set up now' : 'set up by an earlier start, left as it is'}; \`npm start -- --no-demo\` runs without it):`,
+    `  telemetry     ${t.events.toLocaleString('en-US')} sample events: ${t.runs} runs of ${t.phases} phases over ${t.days} days (${shown(DEMO_TELEMETRY)})`,
+    `  repository    ${shown(repo)}: a small code base with the bugs that telemetry shows`,
+    `  loop          "${DEMO_LOOP_ID}" works the top 3 issues: the demo executor writes a fix (one is wrong on purpose),`,
+    '                replay runs the code at baseline and at the fix, then a reviewer decides:',
+    `                ${uiWorkflowUrl(uiUrl, 'default', `road-loop-${DEMO_LOOP_ID}`)}`,
+    '',
+    ...(done
+      ? [
+          `The demo loop is ${demo.loop.status.toLowerCase()}. See what it did, in another terminal:`,
+          `  npx road loop status ${DEMO_LOOP_ID.padEnd(23)}# each task: candidate, replay verdict, decision, rule`,
+          '  npx road replay show FAILURE-2              # the evidence that turned a candidate down',
+          '  npx road rules list                         # the promoted rules',
+          '  npx road prompts --phase auth-migration     # a rule as the agent\'s next run receives it',
+          `  git -C ${shown(repo)} log --graph --oneline main   # the fixes that landed`,
+        ]
+      : [
+          'Next, in another terminal (the first approval requests come within a minute):',
+          `  npx road loop status ${DEMO_LOOP_ID.padEnd(23)}# each task: candidate, replay verdict, decision`,
+          '  npx road pending                            # what waits for a reviewer, with its replay verdict',
+          '  npx road replay show FAILURE-1              # the A/B evidence behind a request',
+          `  npx road approve FAILURE-1 --reviewer ${reviewer} --comment "lock timeouts gone in replay"`,
+          '  npx road prompts --phase auth-migration     # the promoted rule, as the agent\'s next run receives it',
+        ]),
+  ];
+}
+
+function plainGuide(why: string): string[] {
+  return [
+    ...(why ? [`${why[0]!.toUpperCase()}${why.slice(1)}.`, ''] : []),
+    'Try, in another terminal:',
+    '  npx road import events.jsonl                    # your telemetry (or POST /v1/events from `road serve`)',
+    '  npx road loop start                             # an improvement loop (needs repository, executor, replay)',
+    '  npx road demo                                   # or: an approval gate with sample evidence',
+    '  npx road pending                                # what waits for a reviewer',
+  ];
+}
+
+async function step<T>(label: string, fn: () => Promise<T>, done: (value: T) => string = () => 'ready'): Promise<T> {
   const started = performance.now();
   process.stdout.write(`• ${label}… `);
   try {
     const value = await fn();
-    process.stdout.write(`ready (${((performance.now() - started) / 1000).toFixed(1)} s)\n`);
+    process.stdout.write(`${done(value)} (${((performance.now() - started) / 1000).toFixed(1)} s)\n`);
     return value;
   } catch (error) {
     process.stdout.write('failed\n');
