@@ -105,6 +105,72 @@ describe('POST /v1/events', () => {
   });
 });
 
+describe('POST /v1/events on what broke it before (issue 8)', () => {
+  const stored = async (id: string) =>
+    (await db.pool.query('SELECT files, tests_failed, metadata FROM phase_outcome_events WHERE event_id = $1', [id])).rows[0] as Record<string, unknown> | undefined;
+
+  it('answers a mixed batch — empty arrays beside a plain event — per item with 200, storing [] as []', async () => {
+    const empty = event({ files: [], tests_failed: [] });
+    const plain = event();
+    const { status, body } = await post(JSON.stringify([empty, plain]));
+    expect(status).toBe(200);
+    expect(body.results!.map((r) => r.status)).toEqual(['accepted', 'accepted']);
+    expect(await stored(empty.event_id)).toEqual({ files: [], tests_failed: [], metadata: null });
+    // The same body again: duplicates.
+    expect((await post(JSON.stringify([empty, plain]))).body.results!.map((r) => r.status)).toEqual(['duplicate', 'duplicate']);
+  });
+
+  it("the README's Python sequence: attempt 1 FAILED with files, attempt 2 SUCCESS with files=() — both accepted", async () => {
+    const attempt = (n: number, outcome: string, files: string[]) =>
+      post(JSON.stringify([{ run_id: 'run-py', phase_id: 'auth-migration', attempt: n, outcome, files, occurred_at: new Date().toISOString() }]));
+    expect((await attempt(1, 'FAILED', ['src/auth/models.py'])).body.results![0]).toMatchObject({ status: 'accepted' });
+    const second = await attempt(2, 'SUCCESS', []);
+    expect(second.status).toBe(200);
+    expect(second.body.results![0]).toMatchObject({ status: 'accepted' });
+  });
+
+  it('answers metadata nested 5,000 levels deep as one invalid item (200), not 503, and stores the event beside it', async () => {
+    const beside = event();
+    const deep = '{"a":'.repeat(5000) + '{}' + '}'.repeat(5000);
+    const body = `[${JSON.stringify(event()).replace(/}$/, `,"metadata":${deep}}`)}, ${JSON.stringify(beside)}]`;
+    const { status, body: answer } = await post(body);
+    expect(status).toBe(200);
+    expect(answer.results![0]).toMatchObject({ status: 'invalid', message: expect.stringMatching(/^metadata must be nested at most 32 levels deep/) });
+    expect(answer.results![1]).toMatchObject({ status: 'accepted' });
+  });
+
+  it('keeps __proto__ and constructor keys of one event as data: the body is parsed, every event judged on its own', async () => {
+    const poisoned = event();
+    const beside = event();
+    const body = `[${JSON.stringify(poisoned).replace(/}$/, ',"metadata":{"__proto__":{"admin":true},"constructor":{"prototype":{"x":1}}}}')}, ${JSON.stringify(beside)}]`;
+    const { status, body: answer } = await post(body);
+    expect(status).toBe(200);
+    expect(answer.results!.map((r) => r.status)).toEqual(['accepted', 'accepted']);
+    const metadata = (await stored(poisoned.event_id))!.metadata as Record<string, unknown>;
+    expect(Object.keys(metadata).sort()).toEqual(['__proto__', 'constructor']); // stored exactly as sent
+    expect(JSON.stringify(metadata)).toBe('{"__proto__":{"admin":true},"constructor":{"prototype":{"x":1}}}');
+    expect(({} as Record<string, unknown>).admin).toBeUndefined();
+    // An unknown top-level __proto__ field is that event's problem only.
+    const top = await post(`[${JSON.stringify(event()).replace(/}$/, ',"__proto__":{"x":1}}')}, ${JSON.stringify(event())}]`);
+    expect(top.body.results!.map((r) => [r.status, r.message])).toEqual([['invalid', 'unknown field "__proto__"'], ['accepted', undefined]]);
+  });
+
+  it('refuses lone surrogates as invalid items naming the field, and bytes that are not UTF-8 without storing U+FFFD', async () => {
+    const { body } = await post(`[${JSON.stringify(event()).replace('"phase-001"', '"phase-\\ud800"')}, ${JSON.stringify(event())}]`);
+    expect(body.results!.map((r) => r.status)).toEqual(['invalid', 'accepted']);
+    expect(body.results![0]!.message).toMatch(/^phase_id must be well-formed Unicode/);
+    const latin1 = Buffer.concat([Buffer.from(`[${JSON.stringify(event({ phase_id: 'caf' }))}`.replace('"caf"', '"caf')), Buffer.from([0xe9]), Buffer.from('"}]')]);
+    const raw = await fetch(`${base}/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${AGENT_TOKEN}`, 'content-type': 'application/json' }, body: latin1 });
+    expect(raw.status).toBe(400);
+    expect(((await raw.json()) as { message: string }).message).toMatch(/not valid UTF-8/);
+    const lines = Buffer.concat([Buffer.from(JSON.stringify(event()) + '\n'), latin1.subarray(1, -1), Buffer.from('\n' + JSON.stringify(event()))]);
+    const ndjson = await fetch(`${base}/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${AGENT_TOKEN}`, 'content-type': 'application/x-ndjson' }, body: lines });
+    const answer = (await ndjson.json()) as { results: Array<{ status: string; message?: string }> };
+    expect(answer.results.map((r) => r.status)).toEqual(['accepted', 'invalid', 'accepted']);
+    expect(answer.results[1]!.message).toBe('line 2 is not valid UTF-8');
+  });
+});
+
 describe('authentication', () => {
   it('refuses a missing or wrong bearer token with 401', async () => {
     const missing = await fetch(`${base}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[]' });
