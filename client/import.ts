@@ -6,8 +6,8 @@
  */
 import { SingleBar } from 'cli-progress';
 import { createReadStream, createWriteStream, rmSync, statSync, type WriteStream } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
 import { once } from 'node:events';
-import { createInterface } from 'node:readline';
 import { bulkStoreEvents, type RawItem } from '../db/events.js';
 import type { Pool } from '../db/pool.js';
 import { emptySummary, summarize, type IngestSummary } from '../domain/telemetry.js';
@@ -57,14 +57,18 @@ export async function importFile(pool: Pool, file: string, options: ImportOption
   bar?.start(size, 0, { lines: 0, rate: 0, accepted: 0, duplicate: 0, rejected: 0 });
 
   async function* items(): AsyncGenerator<RawItem> {
-    // Created when iteration starts: readline emits (and drops) lines that arrive before anyone iterates.
-    const lines = createInterface({ input, crlfDelay: Infinity });
-    for await (const raw of lines) {
+    for await (const bytes of lines(input)) {
       if (options.signal?.aborted) {
         interrupted = true;
         break;
       }
       lineCount++;
+      // Judged as bytes first: a decoder would turn what is not UTF-8 into U+FFFD and store what was never sent.
+      if (!isUtf8(bytes)) {
+        yield { index: lineCount, parseError: 'not valid UTF-8' };
+        continue;
+      }
+      const raw = bytes.toString('utf8');
       const line = (lineCount === 1 ? raw.replace(/^\uFEFF/, '') : raw).trim();
       if (!line) continue;
       try {
@@ -113,4 +117,19 @@ export async function importFile(pool: Pool, file: string, options: ImportOption
     seconds: Math.round((performance.now() - started) / 10) / 100,
     interrupted,
   };
+}
+
+/** The lines of a byte stream, split at \n (a \r before it is JSON whitespace), as bytes. */
+async function* lines(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let rest: Buffer = Buffer.alloc(0);
+  for await (const chunk of input) {
+    const data: Buffer = rest.length ? Buffer.concat([rest, chunk]) : chunk;
+    let start = 0;
+    for (let end = data.indexOf(0x0a); end >= 0; end = data.indexOf(0x0a, start)) {
+      yield data.subarray(start, end);
+      start = end + 1;
+    }
+    rest = data.subarray(start);
+  }
+  if (rest.length) yield rest;
 }

@@ -133,6 +133,18 @@ describe('road import', () => {
     expect(JSON.parse(again.stdout)).toMatchObject({ accepted: 0, duplicate: total });
   });
 
+  it('refuses a line that is not UTF-8 as that line only (a decoder would have stored U+FFFD)', async () => {
+    const file = path.join(dir, 'latin1.jsonl');
+    const good = (i: number) => Buffer.from(line(300_000 + i) + '\r\n');
+    const latin1 = Buffer.concat([Buffer.from(line(300_002, { phase_id: 'caf' }).replace('"caf"', '"caf')), Buffer.from([0xe9]), Buffer.from('"}\n')]);
+    writeFileSync(file, Buffer.concat([good(0), good(1), latin1, good(3)]));
+    const result = await road(['import', file, '--json'], env);
+    expect(result.code).toBe(2);
+    expect(JSON.parse(result.stdout)).toMatchObject({ accepted: 3, invalid: 1, lines: 4 });
+    const rejects = readFileSync(path.join(dir, 'latin1.rejects.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { line: number; reason: string });
+    expect(rejects).toEqual([{ line: 3, status: 'invalid', reason: 'not valid UTF-8' }]);
+  });
+
   it('says clearly when the file does not exist', async () => {
     const missing = await road(['import', path.join(dir, 'nope.jsonl')], env);
     expect(missing.code).toBe(2);
