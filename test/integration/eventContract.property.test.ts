@@ -308,11 +308,11 @@ function textArb(min: number, max: number, unit: 'chars' | 'bytes', specials = H
 const absent = fc.constant(undefined);
 const wrongTypes = fc.constantFrom<unknown>(null, 5, true, 'text', [], {}, ['x']);
 /** A field: present and clean, absent, or nasty (past a bound, unstorable, or of the wrong type). */
-const field = (arbs: { clean: fc.Arbitrary<unknown>; nasty: fc.Arbitrary<unknown> }, presence = 3) =>
+const field = (arbs: { clean: fc.Arbitrary<unknown>; nasty: fc.Arbitrary<unknown> }, presence = 3, nastiness = 4) =>
   fc.oneof(
     { arbitrary: arbs.clean, weight: 30 * presence },
     { arbitrary: absent, weight: 30 },
-    { arbitrary: fc.oneof({ arbitrary: arbs.nasty, weight: 4 }, { arbitrary: wrongTypes, weight: 1 }), weight: 4 },
+    { arbitrary: fc.oneof({ arbitrary: arbs.nasty, weight: 4 }, { arbitrary: wrongTypes, weight: 1 }), weight: nastiness },
   );
 
 const integerArb = (min: number, max: number) => ({
@@ -476,12 +476,21 @@ const metadataArb = {
     { weight: 1, arbitrary: fc.constant({ undefinedIsLeftOut: undefined, kept: 1 }) },
   ),
   nasty: fc.oneof(
+    { depthSize: 'small' },
     fc.array(fc.tuple(fc.constantFrom(...KEYS, ...NASTY_KEYS), jsonValue(fc.oneof(cleanLeaf, nastyLeaf), fc.constantFrom(...KEYS, ...NASTY_KEYS))), { minLength: 1, maxLength: 4 }).map(objectOf),
     fc.tuple(fc.constantFrom(33, 34, 5000), fc.boolean()).map(([depth, array]) => ({ deep: nested(depth - 1, array) })),
     fc.constant({ pad: 'm'.repeat(16385 - 11) }),
     fc.constantFrom(51, 60).map((n) => ({ n: Array(n).fill(5e-324) })),
     fc.constant(Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`k${i}`, i]))),
     fc.constantFrom<unknown>([], [1], 'text', { when: new Date(0) }, { f: () => 1 }, { a: [1, undefined] }, Object.assign(Object.create({ inherited: 1 }) as object, { own: 1 })),
+    // one defect each, in an otherwise clean object
+    fc.constantFrom<unknown>(
+      { agent: 'x', n: Infinity }, { n: [1, NaN] }, { deep: { x: -Infinity } }, { s: 'a\u0000b' }, { 'k\u0000': 1 }, { s: ['\ud800'] }, { '\udc00k': true },
+    ),
+    fc.constantFrom<unknown>(
+      { agent: 'x', n: Infinity }, { n: [1, NaN] }, { deep: { x: -Infinity } }, { s: 'a\u0000b' }, { 'k\u0000': 1 }, { s: ['\ud800'] }, { '\udc00k': true },
+      { s: Symbol('s') }, { b: 10n }, { m: new Map() }, { r: /x/ },
+    ),
   ),
 };
 
@@ -524,7 +533,7 @@ const specArb: fc.Arbitrary<Spec> = fc.record({
       files: field(listArb(pathArb, LIMITS.files)),
       tests_failed: field(listArb(testIdArb, LIMITS.testsFailed)),
       commit_sha: field(hexArb),
-      metadata: field(metadataArb, 2),
+      metadata: field(metadataArb, 2, 8),
     },
   ),
   time: mostly(timeArb, fc.constantFrom<unknown>(undefined, 42, null)) as fc.Arbitrary<TimeSpec | undefined>,
