@@ -33,7 +33,13 @@ export interface DevOptions {
 export async function runDev(userConfig: RoadConfig, options: DevOptions = {}): Promise<void> {
   const demoRepo = path.join(STATE_DIR, 'demo', 'repo');
   const demo = demoDecision(userConfig, { demo: options.demo !== false, repoDir: demoRepo });
-  const config = demo.enabled ? demo.config : userConfig;
+  let config = demo.enabled ? demo.config : userConfig;
+  // The demo is an extra: when it cannot be set up, ROAD dev runs without it and says why.
+  let demoProblem: string | undefined;
+  const withoutDemo = (error: unknown) => {
+    demoProblem = `the demo could not be set up (${(error as Error).message}); ROAD dev runs without it`;
+    config = userConfig;
+  };
   const { temporalPort, uiPort, postgresPort } = config.dev;
   const useEmbeddedPostgres = !config.database.url;
   await requireFreePorts([
@@ -72,7 +78,7 @@ export async function runDev(userConfig: RoadConfig, options: DevOptions = {}): 
     }
     await step('migrations', () => migrate(databaseUrl!));
     if (demo.enabled) {
-      await step('demo repository', async () => prepareDemoRepository(demoRepo), (r) => (r.created ? `created ${shown(demoRepo)}` : `kept ${shown(demoRepo)}`));
+      await step('demo repository', async () => prepareDemoRepository(demoRepo), (r) => (r.created ? `created ${shown(demoRepo)}` : `kept ${shown(demoRepo)}`)).catch(withoutDemo);
     }
 
     // 2. Temporal dev server (SQLite under .road/, Web UI, ROAD's search attributes)
@@ -111,16 +117,20 @@ export async function runDev(userConfig: RoadConfig, options: DevOptions = {}): 
 
     const uiUrl = `http://localhost:${uiPort}`;
     let demoState: { telemetry: DemoTelemetry; loop: { started: boolean; status: string } } | undefined;
-    if (demo.enabled) {
-      const telemetry = await step('demo telemetry', () => loadDemoTelemetry(pool), (t) =>
-        `${t.loaded ? 'loaded' : 'already loaded'} (${t.events.toLocaleString('en-US')} events)`,
-      );
-      const client = new Client({ connection: await Connection.connect({ address }), namespace: 'default' });
-      cleanups.push(() => client.connection.close());
-      const loop = await step('demo loop', () => startDemoLoop(client, config.temporal.taskQueue), (l) =>
-        l.started ? `started (road-loop-${DEMO_LOOP_ID})` : `already there (${l.status.toLowerCase()}), not restarted`,
-      );
-      demoState = { telemetry, loop };
+    if (demo.enabled && !demoProblem) {
+      try {
+        const telemetry = await step('demo telemetry', () => loadDemoTelemetry(pool), (t) =>
+          `${t.loaded ? 'loaded' : 'already loaded'} (${t.events.toLocaleString('en-US')} events)`,
+        );
+        const client = new Client({ connection: await Connection.connect({ address }), namespace: 'default' });
+        cleanups.push(() => client.connection.close());
+        const loop = await step('demo loop', () => startDemoLoop(client, config.temporal.taskQueue), (l) =>
+          l.started ? `started (road-loop-${DEMO_LOOP_ID})` : `already there (${l.status.toLowerCase()}), not restarted`,
+        );
+        demoState = { telemetry, loop };
+      } catch (error) {
+        withoutDemo(error);
+      }
     }
     const state: DevState = { temporalAddress: address, namespace: 'default', taskQueue: config.temporal.taskQueue, databaseUrl, uiUrl, pid: process.pid };
     writeFileSync(DEV_STATE_FILE, JSON.stringify(state, null, 2));
@@ -135,7 +145,7 @@ export async function runDev(userConfig: RoadConfig, options: DevOptions = {}): 
         `  PostgreSQL    ${databaseUrl.replace(/:[^:@/]+@/, ':***@')}`,
         `  Logs          ${shown(path.join(STATE_DIR, 'temporal.log'))}`,
         '',
-        ...(demoState ? demoGuide(demoState, uiUrl, config, demoRepo) : plainGuide(demo.enabled ? '' : demo.why)),
+        ...(demoState ? demoGuide(demoState, uiUrl, config, demoRepo) : plainGuide(demoProblem ?? (demo.enabled ? '' : demo.why))),
         '',
         'Ctrl-C stops everything; the next `npm start` resumes with the same data.',
       ].join('\n'),
