@@ -187,6 +187,10 @@ async function writeChunk(client: PoolClient, valid: Judged[]): Promise<ItemResu
     while (pending.length) {
       const { firsts, repeats } = splitRepeats(pending);
       const { notInserted, refused } = await storeFirsts(client, firsts);
+      if (!refused.size) {
+        results.push(...(await verdicts(client, firsts, repeats, notInserted)));
+        break;
+      }
       const refusedIds = new Map<string, { hash: string; message: string }>();
       const stored: Judged[] = [];
       firsts.forEach((item, ord) => {
