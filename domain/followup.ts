@@ -5,26 +5,13 @@
  */
 import { z } from 'zod';
 import type { IssueType } from './analysis.js';
-import { parseDuration } from './duration.js';
 import type { ReplayVariant } from './replay.js';
 import type { FollowupTask } from './tasks.js';
+import { durationField } from './validation.js';
 
 export const TASK_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 const reviewer = z.string().trim().min(1, 'reviewers[] must not be empty').max(255, 'reviewers[] must be at most 255 characters');
-
-const durationText = (field: string) =>
-  z.string().refine(
-    (text) => {
-      try {
-        parseDuration(text);
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    { message: `${field} must be a duration such as 30m, 36h, 7d` },
-  );
 
 /** What `road tasks run` (or a loop) asks for; everything else comes from the stored task and the worker's config. */
 export const followupTaskInputSchema = z
@@ -33,7 +20,7 @@ export const followupTaskInputSchema = z
     /** Overrides approval.reviewers of road.config.json. */
     reviewers: z.array(reviewer).min(1, 'reviewers must name at least one reviewer').max(50, 'reviewers must name at most 50').optional(),
     /** Overrides approval.timeout of road.config.json. */
-    approvalTimeout: durationText('approvalTimeout').optional(),
+    approvalTimeout: durationField('approvalTimeout', { ms: 365 * 86_400_000, text: '365 days' }).optional(),
     /** Who started it (audit only). */
     requestedBy: z.string().trim().max(255, 'requestedBy must be at most 255 characters').optional(),
   })

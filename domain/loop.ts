@@ -5,23 +5,12 @@
  */
 import { z } from 'zod';
 import type { IssueType } from './analysis.js';
-import { parseDuration } from './duration.js';
+import { durationField } from './validation.js';
 import type { TaskOutcome, VerdictSummary } from './followup.js';
 
 export const LOOP_REPORT_SCHEMA = 'road.loop/v1';
 export const LOOP_ID_PATTERN = /^[A-Za-z0-9._:-]{1,100}$/;
 export const loopWorkflowId = (loopId: string): string => `road-loop-${loopId}`;
-
-const durationText = (field: string, maxMs: number, maxText: string) =>
-  z.string({ error: `${field} must be a duration such as 7d` }).superRefine((text, ctx) => {
-    let ms: number;
-    try {
-      ms = parseDuration(text);
-    } catch {
-      return ctx.addIssue({ code: 'custom', message: `${field} must be a duration such as 36h, 7d, 2w` });
-    }
-    if (ms > maxMs) ctx.addIssue({ code: 'custom', message: `${field} must be at most ${maxText}` });
-  });
 
 const reviewer = z.string({ error: 'reviewers[] must be strings' }).trim().min(1, 'reviewers[] must not be empty').max(255, 'reviewers[] must be at most 255 characters');
 
@@ -29,7 +18,7 @@ const reviewer = z.string({ error: 'reviewers[] must be strings' }).trim().min(1
 export const loopInputSchema = z
   .object({
     /** The analysis window, ending at the end of the current hour. */
-    window: durationText('window', 366 * 86_400_000, '366 days').default('7d'),
+    window: durationField('window', { ms: 366 * 86_400_000, text: '366 days' }).default('7d'),
     /** How many issues of the merged ranking become tasks. */
     topK: z.number({ error: 'topK must be an integer from 1 to 20' }).int('topK must be an integer from 1 to 20').min(1, 'topK must be at least 1').max(20, 'topK must be at most 20').default(3),
     /** Follow-up tasks worked at the same time. */
@@ -41,7 +30,7 @@ export const loopInputSchema = z
       .default(2),
     /** Who may approve this loop's tasks (default: approval.reviewers of road.config.json). */
     reviewers: z.array(reviewer).min(1, 'reviewers must name at least one reviewer').max(50, 'reviewers must name at most 50').optional(),
-    approvalTimeout: durationText('approvalTimeout', 365 * 86_400_000, '365 days').optional(),
+    approvalTimeout: durationField('approvalTimeout', { ms: 365 * 86_400_000, text: '365 days' }).optional(),
     /** Who or what started it: a person, the CLI, a Schedule (audit only). */
     requestedBy: z.string().trim().max(255, 'requestedBy must be at most 255 characters').optional(),
   })

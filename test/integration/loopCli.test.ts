@@ -5,18 +5,17 @@
  * Temporal Schedule made with `road schedule create`, triggered at once, starts a loop that `road loop list` shows.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storeEvents } from '../../db/events.js';
 import { road } from '../helpers/cli.js';
+import { killRoadWorker, startRoadWorker } from '../helpers/roadWorker.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { createTargetRepo, type TargetRepo } from '../helpers/targetRepo.js';
 import { devServerEnv } from '../helpers/temporal.js';
 
-const ROAD = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'road.js');
 const REPEATS = 2;
 
 let env: TestWorkflowEnvironment;
@@ -67,36 +66,16 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const w of workers) {
-    try {
-      process.kill(-w.pid!, 'SIGKILL'); // the process group: the worker and any replay command it left running
-    } catch {
-      // already gone
-    }
-  }
+  for (const w of workers) await killRoadWorker(w);
   await env?.teardown();
   await db?.drop();
 });
 
-function startWorker(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [ROAD, 'worker'], { cwd: repo.scratch, env: { ...process.env, ...cliEnv }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  workers.push(child);
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('ROAD worker on task queue')) resolve(child);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`road worker exited (${code}) before it was ready:\n${output}`)));
-  });
-}
 
-async function kill(child: ChildProcess): Promise<void> {
-  const exited = new Promise((r) => child.once('exit', r));
-  process.kill(-child.pid!, 'SIGKILL');
-  await exited;
+async function startWorker(): Promise<ChildProcess> {
+  const worker = await startRoadWorker(repo.scratch, cliEnv);
+  workers.push(worker);
+  return worker;
 }
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
@@ -132,7 +111,7 @@ describe('road loop, start to prompts, through a crashing worker', () => {
 
     // Crash 1: while replay runs.
     await until('replay runs', async () => (await count('SELECT count(*) AS n FROM replay_runs')) > 0);
-    await kill(worker);
+    await killRoadWorker(worker);
     worker = await startWorker();
 
     // Crash 2: while both gates wait for a reviewer.
@@ -141,8 +120,8 @@ describe('road loop, start to prompts, through a crashing worker', () => {
       const rows = r.json() as Array<{ taskId: string; title: string }>;
       return rows.length === 2 ? rows : undefined;
     });
-    await kill(worker);
-    worker = await startWorker();
+    await killRoadWorker(worker);
+    await startWorker(); // killed in afterAll
 
     const taskOf = (reason: string) => pending.find((r) => r.title.includes(reason))!.taskId;
     expect((await cli('approve', taskOf('crash-a'), '--reviewer', 'alice@example.com', '--comment', 'replay is clean')).code).toBe(0);

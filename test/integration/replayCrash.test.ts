@@ -4,17 +4,16 @@
  * and no run that was stored before the crash is run again (the replay command logs every execution).
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { replayCampaign } from '../../workflows/replayCampaign.js';
+import { killRoadWorker, startRoadWorker } from '../helpers/roadWorker.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { createTargetRepo, type TargetRepo } from '../helpers/targetRepo.js';
 import { devServerEnv } from '../helpers/temporal.js';
 
-const ROAD = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'road.js');
 const CASES = 4;
 const REPEATS = 3;
 const CONCURRENCY = 4;
@@ -44,34 +43,21 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const w of workers) if (w.exitCode === null) w.kill('SIGKILL');
+  for (const w of workers) await killRoadWorker(w);
   await env?.teardown();
   await db?.drop();
 });
 
 /** `road worker` as a separate process (its own process group, so a SIGKILL takes it down like a crashed machine). */
-function startWorker(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [ROAD, 'worker'], {
-    cwd: repo.scratch,
-    env: { ...process.env, DATABASE_URL: db.url, TEMPORAL_ADDRESS: env.address, ROAD_CONFIG: configFile, ROAD_TASK_QUEUE: 'crash', ROAD_HOME: repo.scratch },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  workers.push(child);
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('ROAD worker on task queue')) resolve(child);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`road worker exited (${code}) before it was ready:\n${output}`)));
-  });
-}
 
 const storedRuns = async (campaignId: string) =>
   (await db.pool.query<{ run_index: number }>('SELECT run_index FROM replay_runs WHERE campaign_id = $1', [campaignId])).rows.map((r) => r.run_index);
+
+async function startWorker(): Promise<ChildProcess> {
+  const worker = await startRoadWorker(repo.scratch, { DATABASE_URL: db.url, TEMPORAL_ADDRESS: env.address, ROAD_CONFIG: configFile, ROAD_TASK_QUEUE: 'crash', ROAD_HOME: repo.scratch });
+  workers.push(worker);
+  return worker;
+}
 
 describe('a replay worker killed mid-campaign', () => {
   it('loses nothing and runs nothing twice that was stored', async () => {
@@ -103,8 +89,7 @@ describe('a replay worker killed mid-campaign', () => {
       if (i > 300) throw new Error('the campaign did not make progress');
       await new Promise((r) => setTimeout(r, 50));
     }
-    process.kill(-first.pid!, 'SIGKILL');
-    await new Promise((r) => first.once('exit', r));
+    await killRoadWorker(first);
     const beforeCrash = new Set(await storedRuns(campaignId));
     expect(beforeCrash.size).toBeLessThan(PLANNED);
 
