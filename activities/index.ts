@@ -15,6 +15,7 @@ import { createCandidateActivities } from './candidate.js';
 import { classifyActivityFailures } from './errors.js';
 import { createReplayActivities } from './replay.js';
 import { createLoopActivities } from './loop.js';
+import { createNotifyActivities } from './notify.js';
 import { createPromotionActivities } from './promotion.js';
 import { createTaskActivities } from './tasks.js';
 
@@ -42,6 +43,7 @@ export function createActivities({ pool, config = configSchema.parse({}), now = 
     ...createPromotionActivities({ pool, config, now }),
     ...createCandidateActivities({ pool, config, now }),
     ...createReplayActivities({ pool, config, now }),
+    ...createNotifyActivities({ pool, config, now }),
     /** ROAD-B for the loop: the same versioned JSON report as `road analyze --json`. Read-only, so safe to retry. */
     async analyzeTelemetry(input: AnalyzeOptions): Promise<AnalysisReport> {
       return analyze(pool, input, now());

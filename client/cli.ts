@@ -16,6 +16,7 @@ import { loadConfig, readDevState, requireDatabaseUrl } from './config.js';
 import { classifyError, exitCodeOf, UsageError } from './errors.js';
 import { formatTable, printJson, relativeTime } from './format.js';
 import { registerLoopCommands } from './commands/loop.js';
+import { registerNotificationCommands } from './commands/notifications.js';
 import { registerReplayCommands } from './commands/replay.js';
 import { registerRuleCommands } from './commands/rules.js';
 import { registerTaskCommands } from './commands/tasks.js';
@@ -214,6 +215,7 @@ export function buildProgram(session: () => Session): Command {
   registerReplayCommands(program, session);
   registerRuleCommands(program, session);
   registerLoopCommands(program, session);
+  registerNotificationCommands(program, session);
   tasks
     .command('list', { isDefault: true })
     .description('list follow-up tasks with their status (default)')

@@ -1,6 +1,7 @@
 /** road.config.json: one zod-validated file; environment variables override the connection settings. */
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { notifySchema } from './notify.js';
 
 const durationText = z.string().refine(
   (text) => {
@@ -201,6 +202,8 @@ export const configSchema = z
     replay: replaySchema.optional(),
     /** ROAD-F: promotion threshold and demotion test; defaults when absent. */
     promotion: promotionSchema.default({ minSuccessRate: 0.9, demotion: { alpha: 0.05, minSample: 30, windowHours: 168 } }),
+    /** Webhook receivers of approval and analysis events (domain/notify.ts); none when absent. */
+    notify: notifySchema,
     dev: z
       .object({
         temporalPort: port.default(7233),

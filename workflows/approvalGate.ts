@@ -11,6 +11,7 @@ import {
   log,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setDefaultSignalHandler,
   setHandler,
@@ -31,10 +32,12 @@ import {
   type DecisionAttempt,
 } from '../domain/approval.js';
 import { InvalidInput, isRefusal } from '../domain/errors.js';
+import { approvalNotice, expiryReminder, type NotifyEvent } from '../domain/notify.js';
 import { describeZodError } from '../domain/validation.js';
 import type { createActivities } from '../activities/index.js';
 import { approvalStatusQuery, approveSignal, decideUpdate, rejectSignal, RoadKind, RoadPhase, RoadStatus, RoadTaskId } from './definitions.js';
 import { refusalFailure } from './failures.js';
+import { announce } from './notification.js';
 
 /**
  * Database writes must survive a database restart: unlimited retries — of faults that heal only. Every ROAD activity
@@ -45,6 +48,16 @@ const { persistApprovalRequest, recordDecisionAttempt, finalizeApproval } = prox
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: Number.POSITIVE_INFINITY },
 });
+
+// Which events have webhook receivers: read from the worker's config, no I/O, so a local activity (one marker event).
+const { notificationEvents } = proxyLocalActivities<ReturnType<typeof createActivities>>({ startToCloseTimeout: '10 seconds', retry: { maximumAttempts: 3 } });
+
+/**
+ * Gates notify webhook receivers (road.config.json `notify`) from this patch on: when the request opens, when it is
+ * about to expire (a second timer: the wait is split at the reminder), and when it is decided or expires. Gates
+ * opened before it replay as they ran: no notifications and one timer.
+ */
+export const NOTIFICATIONS_PATCH = 'webhook-notifications';
 
 /**
  * Gates judge decisions by domain/approval.ts `decisionSchema` from this patch on. Attempts that a gate judged before
@@ -115,7 +128,22 @@ export async function approvalGate(input: ApprovalRequestInput): Promise<Approva
   persisted = true;
   setCurrentDetails(pendingDetails(state, request.timeout));
 
-  const decided = await condition(() => state.status !== 'PENDING', request.timeout);
+  // Notifications are started, never awaited: a receiver that is down delays and fails nothing here.
+  const notifying = patched(NOTIFICATIONS_PATCH) ? await subscribedEvents() : new Set<NotifyEvent>();
+  if (notifying.has('approval.requested')) await announce('approval.requested', { approval: approvalNotice(state, request) });
+
+  const isDecided = () => state.status !== 'PENDING';
+  let decided: boolean;
+  if (notifying.has('approval.expiring')) {
+    const waitStarted = Date.now();
+    decided = await condition(isDecided, expiryReminder(request.timeout).afterMs);
+    if (!decided) {
+      await announce('approval.expiring', { approval: approvalNotice(state, request) });
+      decided = await condition(isDecided, Math.max(1, waitStarted + request.timeout - Date.now()));
+    }
+  } else {
+    decided = await condition(isDecided, request.timeout);
+  }
   if (!decided) state = { ...state, status: 'EXPIRED', decidedAt: new Date().toISOString() };
 
   upsertSearchAttributes([{ key: RoadStatus, value: state.status }]);
@@ -132,7 +160,18 @@ export async function approvalGate(input: ApprovalRequestInput): Promise<Approva
     decisionNote: state.decisionNote ?? null,
     canMerge: state.canMerge,
   });
+  if (notifying.has('approval.decided')) await announce('approval.decided', { approval: approvalNotice(state, request) });
   // Let in-flight signal/update handlers finish writing their audit rows before the workflow closes.
   await condition(allHandlersFinished);
   return state;
+}
+
+/** The events some receiver wants; none when the question cannot be answered (a notification never fails a gate). */
+async function subscribedEvents(): Promise<Set<NotifyEvent>> {
+  try {
+    return new Set(await notificationEvents());
+  } catch (error) {
+    log.warn('could not tell which events have webhook receivers: this gate sends none', { error: (error as Error).message });
+    return new Set();
+  }
 }

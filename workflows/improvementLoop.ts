@@ -12,7 +12,10 @@ import {
   ChildWorkflowFailure,
   ActivityFailure,
   executeChild,
+  log,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -20,11 +23,13 @@ import {
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import { taskWorkflowId } from '../domain/followup.js';
+import { criticalFailureModes } from '../domain/notify.js';
 import { loopInputSchema, type LoopInput, type LoopReport, type LoopStage, type LoopStatus, type LoopTaskEntry } from '../domain/loop.js';
 import type { FollowupTask } from '../domain/tasks.js';
 import { describeZodError } from '../domain/validation.js';
 import { loopStatusQuery, RoadKind, RoadStatus } from './definitions.js';
 import { followupTask, type FollowupTaskResult } from './followupTask.js';
+import { announce } from './notification.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -33,6 +38,12 @@ const { analyzeTelemetry, generateTasks, checkDemotions, promoteRule, landCandid
   startToCloseTimeout: '10 minutes',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: Number.POSITIVE_INFINITY },
 });
+
+// Which events have webhook receivers (config only, no I/O): no notification child is started for nobody.
+const { notificationEvents } = proxyLocalActivities<Activities>({ startToCloseTimeout: '10 seconds', retry: { maximumAttempts: 3 } });
+
+/** Loops announce the critical failure modes of their analysis to webhook receivers from this patch on. */
+export const CRITICAL_NOTIFICATIONS_PATCH = 'notify-critical-failures';
 
 export async function improvementLoop(input: LoopInput = {}): Promise<LoopReport> {
   const parsed = loopInputSchema.safeParse(input ?? {});
@@ -58,6 +69,11 @@ export async function improvementLoop(input: LoopInput = {}): Promise<LoopReport
   // 2. Analysis and tasks: issues that already have an open task are skipped, never worked twice.
   moveTo('analysis', `analysing the last ${settings.window} of telemetry`);
   const report = await analyzeTelemetry({ window: settings.window, top: Math.max(settings.topK, 10) });
+  const critical = criticalFailureModes(report.failure_modes);
+  if (critical.length && patched(CRITICAL_NOTIFICATIONS_PATCH) && (await wantsEvent('analysis.critical'))) {
+    // Started, not awaited: which of them are new to each receiver is decided when it is sent (activities/notify.ts).
+    await announce('analysis.critical', { analysis: { window: report.window, failureModes: critical } });
+  }
   const generated = await generateTasks({ report, limit: settings.topK });
   const issues = report.failure_modes.length + report.cost_sinks.length + report.retry_patterns.length + report.flaky_tests.length;
   status.analysis = { window: { from: report.window.from, to: report.window.to }, events: report.totals.events, issues };
@@ -136,4 +152,14 @@ function detailsOf(s: LoopStatus): string {
     ...(s.demoted.length ? [`- Demoted: ${s.demoted.map((d) => d.ruleId).join(', ')}`] : []),
     `- Status: \`road loop status ${s.loopId}\``,
   ].join('\n');
+}
+
+/** Whether some receiver wants `event`; false when that cannot be told (a notification never fails a loop). */
+async function wantsEvent(event: 'analysis.critical'): Promise<boolean> {
+  try {
+    return (await notificationEvents()).includes(event);
+  } catch (error) {
+    log.warn('could not tell which events have webhook receivers', { error: (error as Error).message });
+    return false;
+  }
 }

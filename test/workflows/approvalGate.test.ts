@@ -333,8 +333,8 @@ describe('approvalGate', () => {
       await handle.result();
       return handle.fetchHistory();
     });
-    const markers = history.events!.filter((e) => e.markerRecordedEventAttributes);
-    expect(markers).toHaveLength(1); // the patch of validated decisions
+    const patches = history.events!.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch');
+    expect(patches).toHaveLength(2); // the patches of validated decisions and of webhook notifications
     await Worker.runReplayHistory({ workflowBundle: bundle }, history, 'approval-gate');
     if (process.env.ROAD_RECORD_HISTORIES === '1') {
       mkdirSync(FIXTURES, { recursive: true });

@@ -22,8 +22,8 @@ beforeAll(async () => {
 
 describe('recorded workflow histories', () => {
   it('keeps the approval gate histories of every version of its decision handling', () => {
-    // Before validated decisions (a valid approval; a gate wedged by an `Approve` Update), and after.
-    for (const kept of ['approval-gate-approved.json', 'approval-gate-unvalidated-approve.json', 'approval-gate-validated.json']) {
+    // Before validated decisions (a valid approval; a gate wedged by an `Approve` Update), after, and with webhooks.
+    for (const kept of ['approval-gate-approved.json', 'approval-gate-unvalidated-approve.json', 'approval-gate-validated.json', 'approval-gate-notified.json']) {
       expect(files).toContain(kept);
     }
   });
