@@ -1,26 +1,28 @@
 /**
  * `road dev` (= `npm start`): PostgreSQL, the Temporal dev server and the ROAD worker as one supervised process tree,
  * and — on a fresh clone with nothing of one's own configured — the demo (client/demo.ts).
- * Data lives under .road/ so a second start resumes where the first stopped; Ctrl-C stops every child.
+ * Data lives under .road/ so a second start resumes where the first stopped; Ctrl-C stops every child. A child that
+ * stops on its own is restarted with backoff, and one that keeps stopping ends road dev (client/supervisor.ts).
  */
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { migrate } from '../db/migrate.js';
-import { createPool, ensureDatabase } from '../db/pool.js';
+import { createPool, ensureDatabase, type Pool } from '../db/pool.js';
 import { keepRollupsCurrent } from '../db/rollups.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded.js';
 import type { RoadConfig } from '../domain/config.js';
 import { toolPaths } from '../scripts/provision.js';
 import { SEARCH_ATTRIBUTES } from '../workflows/definitions.js';
-import { createReplayWorker, createRoadWorker } from '../workers/worker.js';
+import { createReplayWorker, createRoadWorker, WORKFLOWS_PATH } from '../workers/worker.js';
 import { disposeReplayWorktrees } from '../activities/replay.js';
 import { DEV_STATE_FILE, STATE_DIR, type DevState } from './config.js';
 import { installRuntime } from '../workers/runtime.js';
 import { DEMO_LOOP_ID, DEMO_TELEMETRY, demoDecision, loadDemoTelemetry, prepareDemoRepository, startDemoLoop, type DemoTelemetry } from './demo.js';
+import { exitedWith, firstLine, Supervisor, type Child, type Running } from './supervisor.js';
 import { uiWorkflowUrl } from './temporal.js';
 
 const CLI_TYPE_NAMES = { KEYWORD: 'Keyword', KEYWORD_LIST: 'KeywordList' } as const;
@@ -53,11 +55,15 @@ export async function runDev(userConfig: RoadConfig, options: DevOptions = {}): 
   const stopAll = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   };
+  // PostgreSQL, the Temporal dev server and the worker are restarted when they stop; one that keeps stopping ends road dev.
+  const supervisor = new Supervisor();
   let stopping = false;
   const stopped = new Promise<void>((resolve) => {
     const onSignal = () => {
       if (stopping) return;
       stopping = true;
+      // Ctrl-C reaches the children too: their exits from now on are expected, not restarted.
+      supervisor.stopping();
       console.log('\nStopping ROAD dev…');
       resolve();
     };
@@ -69,12 +75,11 @@ export async function runDev(userConfig: RoadConfig, options: DevOptions = {}): 
     // 1. PostgreSQL
     let databaseUrl = config.database.url;
     if (!databaseUrl) {
-      const pg: EmbeddedDatabase = await step('PostgreSQL', () =>
-        startEmbeddedPostgres({ dataDir: path.join(STATE_DIR, 'pg'), port: postgresPort, persistent: true }),
-      );
-      cleanups.push(() => pg.stop());
-      await ensureDatabase(pg.url, 'road');
-      databaseUrl = pg.databaseUrl('road');
+      const pgChild = postgresChild({ dataDir: path.join(STATE_DIR, 'pg'), port: postgresPort, logFile: path.join(STATE_DIR, POSTGRES_LOG) });
+      const { first: pg, stop } = await step('PostgreSQL', () => supervisor.supervise(pgChild));
+      cleanups.push(stop);
+      await ensureDatabase(pg.database.url, 'road');
+      databaseUrl = pg.database.databaseUrl('road');
     }
     await step('migrations', () => migrate(databaseUrl!));
     if (demo.enabled) {
@@ -84,36 +89,22 @@ export async function runDev(userConfig: RoadConfig, options: DevOptions = {}): 
     // 2. Temporal dev server (SQLite under .road/, Web UI, ROAD's search attributes)
     installRuntime({ shutdownSignals: [] });
     const address = `127.0.0.1:${temporalPort}`;
-    const { server, connection } = await step('Temporal dev server', async () => {
-      const server = await startTemporalDevServer(temporalPort, uiPort);
-      cleanups.push(() => stopChild(server));
-      return { server, connection: await connectWhenReady(address, server, 60_000) };
-    });
-    cleanups.push(() => connection.close());
-    const exited = new Promise<void>((resolve) => server.once('exit', () => resolve()));
+    const temporal = await step('Temporal dev server', () => supervisor.supervise(temporalChild({ port: temporalPort, uiPort, address })));
+    cleanups.push(temporal.stop);
 
-    // 3. The worker, in this process
+    // 3. The workers (workflows + activities, and replay runs), in this process, on their own connection
     const pool = createPool(databaseUrl);
     cleanups.push(() => pool.end());
     cleanups.push(keepRollupsCurrent(pool, { onError: (error) => console.error(`folding events into the analysis rollups failed (retrying): ${(error as Error).message}`) }));
-    const worker = await step('ROAD worker (bundling workflows)', () =>
-      createRoadWorker({ connection, namespace: 'default', taskQueue: config.temporal.taskQueue, pool, config }),
-    );
-    const running = worker.run();
-    cleanups.push(async () => {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
-      await running;
+    const worker = await step('ROAD worker (bundling workflows)', async () => {
+      // Bundled once: a restarted worker starts in a moment instead of bundling again.
+      const workflowBundle = process.env.ROAD_WORKFLOW_BUNDLE ? undefined : { code: (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: Runtime.instance().logger })).code };
+      return supervisor.supervise(workerChild({ address, pool, config, workflowBundle }));
     });
-    // Replay runs poll their own task queue (replay.taskQueue), as replay workers on other machines would.
-    const replayWorker = await createReplayWorker({ connection, namespace: 'default', pool, config });
-    const replaying = replayWorker?.run();
-    if (replayWorker) {
-      cleanups.push(async () => {
-        if (replayWorker.getState() === 'RUNNING') replayWorker.shutdown();
-        await replaying;
-        await disposeReplayWorktrees();
-      });
-    }
+    cleanups.push(async () => {
+      await worker.stop();
+      await disposeReplayWorktrees();
+    });
 
     const uiUrl = `http://localhost:${uiPort}`;
     let demoState: { telemetry: DemoTelemetry; loop: { started: boolean; status: string } } | undefined;
@@ -143,7 +134,7 @@ export async function runDev(userConfig: RoadConfig, options: DevOptions = {}): 
         `  Temporal UI   ${uiUrl}`,
         `  Temporal      ${address} (namespace default, task queue "${config.temporal.taskQueue}")`,
         `  PostgreSQL    ${databaseUrl.replace(/:[^:@/]+@/, ':***@')}`,
-        `  Logs          ${shown(path.join(STATE_DIR, 'temporal.log'))}`,
+        `  Logs          ${[TEMPORAL_LOG, ...(useEmbeddedPostgres ? [POSTGRES_LOG] : [])].map((log) => shown(path.join(STATE_DIR, log))).join(', ')}`,
         '',
         ...(demoState ? demoGuide(demoState, uiUrl, config, demoRepo) : plainGuide(demoProblem ?? (demo.enabled ? '' : demo.why))),
         '',
@@ -151,14 +142,10 @@ export async function runDev(userConfig: RoadConfig, options: DevOptions = {}): 
       ].join('\n'),
     );
 
-    const why = await Promise.race([
-      stopped.then(() => 'signal' as const),
-      exited.then(() => 'temporal' as const),
-      running.then(() => 'worker' as const),
-      ...(replaying ? [replaying.then(() => 'worker' as const)] : []),
-    ]);
-    if (why !== 'signal') throw new Error(`the ${why === 'temporal' ? 'Temporal dev server' : 'worker'} stopped unexpectedly; see ${path.join(STATE_DIR, 'temporal.log')}`);
+    const gaveUp = await Promise.race([stopped.then(() => undefined), supervisor.gaveUp]);
+    if (gaveUp) throw gaveUp;
   } finally {
+    supervisor.stopping();
     await stopAll();
   }
 }
@@ -226,8 +213,93 @@ async function step<T>(label: string, fn: () => Promise<T>, done: (value: T) => 
   }
 }
 
-function startTemporalDevServer(port: number, uiPort: number): Promise<ChildProcess> {
-  const log = openSync(path.join(STATE_DIR, 'temporal.log'), 'a');
+const TEMPORAL_LOG = 'temporal.log';
+const POSTGRES_LOG = 'postgres.log';
+
+/** The embedded PostgreSQL as a supervised child; its output is appended to .road/postgres.log. */
+function postgresChild(options: { dataDir: string; port: number; logFile: string }): Child<Running & { database: EmbeddedDatabase }> {
+  // Opened once and never closed: the server may still write while it is stopped, and a restart appends.
+  let log: number | undefined;
+  return {
+    name: 'PostgreSQL',
+    log: shown(options.logFile),
+    async start() {
+      log ??= openSync(options.logFile, 'a');
+      const fd = log;
+      const database = await startEmbeddedPostgres({ dataDir: options.dataDir, port: options.port, persistent: true, onLog: (text) => writeSync(fd, text) }).catch(
+        (error: Error) => {
+          // The server's own words, without its log-line prefix ("2026-11-28 14:56:27.491 UTC [13840] "): they go in one line.
+          throw new Error(error.message.replace(/\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? \w+ \[\d+\] /g, ''), { cause: error });
+        },
+      );
+      return { database, exited: database.exited.then(({ code, signal }) => exitedWith(code, signal)), stop: () => database.stop() };
+    },
+  };
+}
+
+/** The Temporal dev server as a supervised child: started, and running once it answers on its port. */
+function temporalChild(options: { port: number; uiPort: number; address: string }): Child {
+  const logFile = path.join(STATE_DIR, TEMPORAL_LOG);
+  return {
+    name: 'Temporal dev server',
+    log: shown(logFile),
+    async start() {
+      const server = await startTemporalDevServer(options.port, options.uiPort, logFile);
+      const exited = new Promise<string>((resolve) => {
+        if (server.exitCode !== null || server.signalCode !== null) resolve(exitedWith(server.exitCode, server.signalCode));
+        else server.once('exit', (code, signal) => resolve(exitedWith(code, signal)));
+      });
+      try {
+        await (await connectWhenReady(options.address, 60_000, server)).close();
+      } catch (error) {
+        await stopChild(server);
+        throw error;
+      }
+      return { exited, stop: () => stopChild(server) };
+    },
+  };
+}
+
+/**
+ * The ROAD worker and the replay worker, on a connection of their own, as one supervised child: when either stops
+ * unexpectedly (its run() settles), both are shut down and started again. A Temporal dev server that restarts does not
+ * stop them: the SDK's pollers retry on the same connection until the server answers again.
+ */
+function workerChild(options: { address: string; pool: Pool; config: RoadConfig; workflowBundle?: { code: string } }): Child {
+  const { address, pool, config } = options;
+  return {
+    name: 'ROAD worker',
+    log: 'the output above',
+    async start() {
+      const connection = await connectWhenReady(address, 60_000);
+      const workers: Worker[] = [];
+      try {
+        workers.push(await createRoadWorker({ connection, namespace: 'default', taskQueue: config.temporal.taskQueue, pool, config, workflowBundle: options.workflowBundle }));
+        // Replay runs poll their own task queue (replay.taskQueue), as replay workers on other machines would.
+        const replayWorker = await createReplayWorker({ connection, namespace: 'default', pool, config });
+        if (replayWorker) workers.push(replayWorker);
+      } catch (error) {
+        await connection.close().catch(() => undefined);
+        throw error;
+      }
+      const runs = workers.map((worker) => worker.run());
+      return {
+        exited: Promise.race(runs).then(
+          () => 'stopped',
+          (error: unknown) => `stopped (${firstLine(error)})`,
+        ),
+        async stop() {
+          for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
+          await Promise.allSettled(runs);
+          await connection.close().catch(() => undefined);
+        },
+      };
+    },
+  };
+}
+
+function startTemporalDevServer(port: number, uiPort: number, logFile: string): Promise<ChildProcess> {
+  const log = openSync(logFile, 'a');
   const args = [
     'server', 'start-dev',
     '--ip', '127.0.0.1',
@@ -239,19 +311,28 @@ function startTemporalDevServer(port: number, uiPort: number): Promise<ChildProc
     ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${CLI_TYPE_NAMES[type]}`]),
   ];
   const child = spawn(toolPaths().temporalCli, args, { stdio: ['ignore', log, log] });
+  closeSync(log); // the child has its own copy
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('spawn', () => resolve(child));
   });
 }
 
-async function connectWhenReady(address: string, server: ChildProcess, timeoutMs: number): Promise<NativeConnection> {
+/** A connection once the server answers; `server`, when given, is the dev server whose early exit ends the wait. */
+async function connectWhenReady(address: string, timeoutMs: number, server?: ChildProcess): Promise<NativeConnection> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (server.exitCode !== null) throw new Error(`the Temporal dev server exited (code ${server.exitCode}); see ${path.join(STATE_DIR, 'temporal.log')}`);
+    if (server && (server.exitCode !== null || server.signalCode !== null)) {
+      throw new Error(`the Temporal dev server ${exitedWith(server.exitCode, server.signalCode)}; see ${shown(path.join(STATE_DIR, TEMPORAL_LOG))}`);
+    }
     try {
       const connection = await NativeConnection.connect({ address });
-      await connection.workflowService.getSystemInfo({});
+      try {
+        await connection.workflowService.getSystemInfo({});
+      } catch (error) {
+        await connection.close().catch(() => undefined);
+        throw error;
+      }
       return connection;
     } catch (error) {
       if (Date.now() > deadline) throw new Error(`Temporal at ${address} was not ready after ${timeoutMs / 1000} s: ${(error as Error).message}`, { cause: error });

@@ -37,6 +37,8 @@ export interface EmbeddedDatabase {
   databaseUrl(name: string): string;
   /** Where the data really is: the directory asked for, or the shared one its symbolic link points to. */
   dataDir: string;
+  /** Settles when the server process exits, whatever the cause (stop() included): `road dev` restarts it. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(): Promise<void>;
 }
 
@@ -87,12 +89,17 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   if (!existsSync(path.join(location.dataDir, 'PG_VERSION'))) await initialise(binaries, location.dataDir, runAs, onLog);
   stopStalePostmaster(location.dataDir);
   const server = await startServer(binaries, location.dataDir, options.port, runAs, onLog);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    if (server.exitCode !== null || server.signalCode !== null) resolve({ code: server.exitCode, signal: server.signalCode });
+    else server.once('exit', (code, signal) => resolve({ code, signal }));
+  });
 
   const databaseUrl = (name: string) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${options.port}/${name}`;
   return {
     url: databaseUrl('postgres'),
     databaseUrl,
     dataDir: location.dataDir,
+    exited,
     async stop() {
       await stopServer(server);
       if (options.persistent) return;
