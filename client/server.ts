@@ -18,6 +18,7 @@ import { summarize } from '../domain/telemetry.js';
 import { describeZodError } from '../domain/validation.js';
 import { submitDecision } from './approvals.js';
 import { Forbidden, httpReplyOf, InvalidInput, NotConfigured } from './errors.js';
+import { registerMetrics, type RoadMetrics } from './metrics.js';
 
 export const MAX_EVENTS_PER_REQUEST = 1000;
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -48,6 +49,10 @@ export interface ServerDeps {
   /** Temporal, for approval decisions; connected on first use. */
   temporal?: () => Promise<Client>;
   logger?: boolean;
+  /** Prometheus metrics: GET /metrics and the hooks that feed it (client/metrics.ts); none when absent. */
+  metrics?: RoadMetrics;
+  /** ROAD_METRICS_TOKEN: when set, GET /metrics needs it as a bearer token. */
+  metricsToken?: string;
 }
 
 const approvalsQuery = z.object({ status: z.enum(['PENDING', 'APPROVED', 'REJECTED', 'EXPIRED', 'SUPERSEDED']).optional() }).strict();
@@ -89,6 +94,8 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` }),
   );
+
+  if (deps.metrics) registerMetrics(app, deps.metrics, { token: deps.metricsToken });
 
   app.get('/healthz', async (_request, reply) => {
     try {

@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { buildProgram } from '../../client/cli.js';
+import { metricsEnabled } from '../../client/serve.js';
 import { parseApiTokens } from '../../client/server.js';
+import { workerMetricsSettings } from '../../workers/metrics.js';
 import { configSchema, withEnvironment, type RoadConfig } from '../../domain/config.js';
 import { decideUpdate, SEARCH_ATTRIBUTES, TASK_QUEUE_DEFAULT } from '../../workflows/definitions.js';
 
@@ -31,6 +33,7 @@ interface Service {
   healthcheck?: { test: string | string[] };
   networks?: string[] | Record<string, unknown>;
   restart?: string;
+  labels?: string[] | Record<string, string>;
 }
 interface Compose {
   services: Record<string, Service>;
@@ -413,5 +416,45 @@ describe('Dockerfile and .dockerignore', () => {
 
   it('keeps local state, dependencies and secrets out of the build context', () => {
     for (const entry of ['node_modules', '.tools', '.road', 'dist', '.git', '.env']) expect(dockerignore, entry).toContain(entry);
+  });
+});
+
+describe('docker-compose.yml: metrics for Prometheus', () => {
+  const labels = (name: string): Record<string, string> => {
+    const l = service(name).labels ?? {};
+    return Array.isArray(l) ? Object.fromEntries(l.map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)])) : l;
+  };
+  const scrapeLabels = (port: number) => ({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(port), 'prometheus.io/path': '/metrics' });
+
+  it('the worker serves /metrics on the port its labels name, on every interface of its container, published on loopback', () => {
+    const settings = workerMetricsSettings(environment('road-worker'));
+    expect(settings, 'ROAD_METRICS_PORT is set').toBeDefined();
+    expect(settings!.host).toBe('0.0.0.0');
+    expect(labels('road-worker')).toMatchObject(scrapeLabels(settings!.port));
+    expect(publishedPorts('road-worker')).toContain(settings!.port);
+    const published = (service('road-worker').ports ?? []).map((p) => interpolate(String(p)));
+    expect(published.find((p) => p.endsWith(`:${settings!.port}`))).toMatch(/^127\.0\.0\.1:/);
+  });
+
+  it('the API serves /metrics on its own published port', () => {
+    const args = asArgs(service('road-api').command);
+    const port = Number(args[args.indexOf('--port') + 1]);
+    expect(metricsEnabled(environment('road-api'))).toBe(true);
+    expect(labels('road-api')).toMatchObject(scrapeLabels(port));
+    expect(publishedPorts('road-api')).toContain(port);
+  });
+
+  it('leaves /metrics open unless ROAD_METRICS_TOKEN is given, and then passes it to both', () => {
+    for (const name of ROAD_SERVICES) {
+      expect(environment(name).ROAD_METRICS_TOKEN, name).toBe('');
+      const raw = (service(name).environment as Record<string, string>).ROAD_METRICS_TOKEN!;
+      expect(interpolate(raw, { ...TEST_ENV, ROAD_METRICS_TOKEN: 'scrape-0123456789abcdef' }), name).toBe('scrape-0123456789abcdef');
+    }
+  });
+
+  it('points webhook links at the Temporal UI it publishes', () => {
+    const ui = new URL(environment('road-worker').ROAD_TEMPORAL_UI_URL!);
+    expect(Number(ui.port)).toBe(publishedPorts('temporal-ui')[0]);
+    expect('ROAD_WEBHOOK_SECRET' in environment('road-worker')).toBe(true);
   });
 });
