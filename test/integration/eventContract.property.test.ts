@@ -344,7 +344,7 @@ const listArb = (item: { clean: fc.Arbitrary<string>; nasty: fc.Arbitrary<string
   clean: fc.oneof(
     { arbitrary: fc.array(item.clean, { maxLength: 4 }), weight: 8 },
     { arbitrary: fc.constant<string[]>([]), weight: 4 },
-    { arbitrary: fc.constant(max).map((n) => Array.from({ length: n }, (_, i) => `t/${i}`)), weight: 1 },
+    { arbitrary: fc.constant(max).map((n) => Array.from({ length: n }, (_, i) => `t/${i}`)), weight: 2 },
   ),
   nasty: fc.oneof(
     {
@@ -354,7 +354,7 @@ const listArb = (item: { clean: fc.Arbitrary<string>; nasty: fc.Arbitrary<string
         return items;
       }),
     },
-    { weight: 1, arbitrary: fc.constant(max + 1).map((n) => Array.from({ length: n }, (_, i) => `t/${i}`)) },
+    { weight: 3, arbitrary: fc.constant(max + 1).map((n) => Array.from({ length: n }, (_, i) => `t/${i}`)) },
     { weight: 1, arbitrary: fc.constantFrom<unknown>(['a', 3], ['a', null], 'src/a.py') },
   ),
 });
@@ -795,6 +795,14 @@ describe('the event contract: validator, oracle and CHECKs agree on generated ev
             recorded_at: new Date(received).toISOString(),
           });
           verdicts.push(verdict);
+          // The same event as sent, not in its stored form (paths not normalised, hex not lower-cased): the CHECKs
+          // also refuse a row written around the validator in a form the validator would never store.
+          const rawFiles = Array.isArray(e.files) ? (e.files as string[]) : undefined;
+          const notNormal = (rawFiles && rawFiles.some((raw, i) => raw !== (verdict.row.files as string[])[i])) || (typeof e.commit_sha === 'string' && e.commit_sha !== verdict.row.commit_sha);
+          if (notNormal) {
+            rows.push({ ...rows.at(-1), event_id: `raw.${++serial}`, files: rawFiles ?? null, commit_sha: e.commit_sha ?? null });
+            verdicts.push({ ...verdict, bad: new Set([...verdict.bad].filter((f) => f !== 'event_id').concat('files or commit_sha not in stored form')) });
+          }
         }
         // In a transaction rolled back afterwards: ids too short to be unique never meet those of another batch.
         const client = await dbs.database.pool.connect();
