@@ -331,6 +331,8 @@ const pathArb = {
     { arbitrary: pathOf(cleanSegment).filter((p) => !/^(\/|\\|\.\.\/)/.test(p)), weight: 8 },
     // exactly at the byte limit (4 + 1020 bytes; 4 + 510 × 2), and longer before normalisation only
     { arbitrary: fc.constantFrom('src/' + 'p'.repeat(1020), 'src/' + 'é'.repeat(510), './' + 'p'.repeat(1024), 'a/../' + 'p'.repeat(1024)), weight: 1 },
+    // valid, each breaking exactly one rule of the stored form until normalised
+    { arbitrary: fc.constantFrom('src//a.py', 'src/./a.py', 'src\\a.py', './src/a.py', 'src/a/.', 'src/../b.py', 'a/b/'), weight: 2 },
   ),
   nasty: fc.oneof(
     pathOf(fc.oneof({ arbitrary: cleanSegment, weight: 3 }, { arbitrary: nastySegment, weight: 1 })),
@@ -800,8 +802,16 @@ describe('the event contract: validator, oracle and CHECKs agree on generated ev
           const rawFiles = Array.isArray(e.files) ? (e.files as string[]) : undefined;
           const notNormal = (rawFiles && rawFiles.some((raw, i) => raw !== (verdict.row.files as string[])[i])) || (typeof e.commit_sha === 'string' && e.commit_sha !== verdict.row.commit_sha);
           if (notNormal) {
-            rows.push({ ...rows.at(-1), event_id: `raw.${++serial}`, files: rawFiles ?? null, commit_sha: e.commit_sha ?? null });
-            verdicts.push({ ...verdict, bad: new Set([...verdict.bad].filter((f) => f !== 'event_id').concat('files or commit_sha not in stored form')) });
+            const stored = rows.at(-1)!;
+            const asSent = { bad: new Set([...verdict.bad].filter((f) => f !== 'event_id').concat('not in stored form')), representable: true, row: {} };
+            if (rawFiles?.some((raw, i) => raw !== (verdict.row.files as string[])[i])) {
+              rows.push({ ...stored, event_id: `raw.${++serial}`, files: rawFiles });
+              verdicts.push(asSent);
+            }
+            if (typeof e.commit_sha === 'string' && e.commit_sha !== verdict.row.commit_sha) {
+              rows.push({ ...stored, event_id: `raw.${++serial}`, commit_sha: e.commit_sha });
+              verdicts.push(asSent);
+            }
           }
         }
         // In a transaction rolled back afterwards: ids too short to be unique never meet those of another batch.
