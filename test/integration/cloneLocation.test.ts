@@ -7,7 +7,7 @@
  * 450 MB copy). The clone is of the working tree (tracked and untracked files), so it tests the code as it is now.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chownSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, copyFileSync, cpSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -26,6 +26,23 @@ interface Run {
   signal?: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+}
+
+/**
+ * The Node running this suite, where `user` can run it: CI's Node 24 lies in the clone's .tools/, out of that user's
+ * reach when the clone is private; then a hard link (or copy) of it in `dir`, a directory the user owns.
+ */
+function nodeRunnableBy(user: { uid: number; gid: number }, dir: string): string {
+  if (spawnSync(process.execPath, ['--version'], { uid: user.uid, gid: user.gid, cwd: '/', stdio: 'ignore' }).status === 0) return process.execPath;
+  const node = path.join(dir, 'node');
+  if (!existsSync(node)) {
+    try {
+      linkSync(process.execPath, node);
+    } catch {
+      copyFileSync(process.execPath, node); // keeps the mode
+    }
+  }
+  return node;
 }
 
 /** A clone of this checkout's working tree at `dir`, with node_modules as described above. */
@@ -300,7 +317,7 @@ describe('a clone in a normal user\'s private home', () => {
     if (user) chownSync(script, user.uid, user.gid);
     const env = cloneEnv({ PG_PORT: String(await freePort()), HOME: home });
     const [command, args] = user
-      ? ['runuser', ['-u', user.name, '--', process.execPath, 'node_modules/tsx/dist/cli.mjs', 'start-twice.ts']]
+      ? ['runuser', ['-u', user.name, '--', nodeRunnableBy(user, home), 'node_modules/tsx/dist/cli.mjs', 'start-twice.ts']]
       : [process.execPath, ['node_modules/tsx/dist/cli.mjs', 'start-twice.ts']];
     const result = await run(command, args as string[], { cwd, env, timeoutMs: 60_000 });
     const dataDir = path.join(cwd, '.road', 'pg');
