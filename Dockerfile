@@ -4,7 +4,7 @@
 #
 #   docker build -t road .
 #   docker run --rm road --help
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 
 ENV NODE_ENV=production \
     NPM_CONFIG_UPDATE_NOTIFIER=false \

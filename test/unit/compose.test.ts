@@ -366,10 +366,11 @@ describe('docker-compose.yml: the ROAD services', () => {
 });
 
 describe('Dockerfile and .dockerignore', () => {
-  it('builds on Node 20 and runs bin/road.js as a non-root user', () => {
+  it('builds on Node 24, a version CI tests, and runs bin/road.js as a non-root user', () => {
     expect(instructions[0]?.op).toBe('FROM');
-    expect(last('FROM')).toMatch(/^node:20[\w.-]*-slim\b/);
-    expect(packageJson.engines?.node).toBe('>=20');
+    expect(last('FROM')).toMatch(/^node:24[\w.-]*-slim\b/);
+    // engines names the versions .ci/run tests: 24 (the image's) and 20.
+    expect(packageJson.engines?.node).toBe('^20.19.0 || ^24.0.0');
     const entrypoint = JSON.parse(last('ENTRYPOINT') ?? '[]') as string[];
     expect(entrypoint[0]).toBe('node');
     expect(existsSync(path.join(ROOT, entrypoint[1]!)), entrypoint[1]).toBe(true);
