@@ -321,18 +321,27 @@ const memberPath = (parent: string, key: string | number) =>
 export function inspectMetadata(metadata: unknown): string | undefined {
   if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata) || !isPlainObject(metadata)) return 'metadata must be a JSON object';
   let bytes = 0;
-  const stack: Array<{ value: unknown; depth: number; path: string }> = [{ value: metadata, depth: 1, path: 'metadata' }];
+  // Paths are spelled out only for a message: each frame knows its parent and its key.
+  interface Frame {
+    value: unknown;
+    depth: number;
+    parent?: Frame;
+    key?: string | number;
+  }
+  const pathOf = (frame: Frame): string => (frame.parent ? memberPath(pathOf(frame.parent), frame.key!) : 'metadata');
+  const stack: Frame[] = [{ value: metadata, depth: 1 }];
   while (stack.length) {
-    const { value, depth, path } = stack.pop()!;
+    const frame = stack.pop()!;
+    const { value, depth } = frame;
     switch (typeof value) {
       case 'string': {
-        const bad = unstorable(path, value);
-        if (bad) return bad;
+        const bad = unstorable('', value);
+        if (bad) return pathOf(frame) + bad;
         bytes += jsonStringBytes(value);
         break;
       }
       case 'number':
-        if (!Number.isFinite(value)) return `${path} must be a finite number (JSON has no ${value})`;
+        if (!Number.isFinite(value)) return `${pathOf(frame)} must be a finite number (JSON has no ${value})`;
         bytes += jsonbNumberBytes(value);
         break;
       case 'boolean':
@@ -343,35 +352,34 @@ export function inspectMetadata(metadata: unknown): string | undefined {
           bytes += 4;
           break;
         }
-        if (depth > LIMITS.metadataDepth) return `metadata must be nested at most ${LIMITS.metadataDepth} levels deep (${path} is level ${depth})`;
+        if (depth > LIMITS.metadataDepth) return `metadata must be nested at most ${LIMITS.metadataDepth} levels deep (${pathOf(frame)} is level ${depth})`;
         if (Array.isArray(value)) {
-          if (Object.getPrototypeOf(value) !== Array.prototype) return `${path} must be a JSON array`;
+          if (Object.getPrototypeOf(value) !== Array.prototype) return `${pathOf(frame)} must be a JSON array`;
           bytes += 2 + Math.max(0, value.length - 1) * 2; // [ ] and ", "
           for (let i = value.length - 1; i >= 0; i--) {
-            if (value[i] === undefined) return `${memberPath(path, i)} must be a JSON value (got undefined)`;
-            stack.push({ value: value[i], depth: depth + 1, path: memberPath(path, i) });
+            if (value[i] === undefined) return `${memberPath(pathOf(frame), i)} must be a JSON value (got undefined)`;
+            stack.push({ value: value[i], depth: depth + 1, parent: frame, key: i });
           }
         } else {
-          if (!isPlainObject(value)) return `${path} must be a JSON object (got ${value.constructor?.name ?? 'an object'})`;
+          if (!isPlainObject(value)) return `${pathOf(frame)} must be a JSON object (got ${value.constructor?.name ?? 'an object'})`;
           let members = 0;
           const keys = Object.keys(value);
           for (let i = keys.length - 1; i >= 0; i--) {
             const key = keys[i]!;
             const member = (value as Record<string, unknown>)[key];
             if (member === undefined) continue; // as JSON.stringify: the key is left out
-            const at = memberPath(path, key);
-            const bad = unstorable(`${at} (the key)`, key);
-            if (bad) return bad;
+            const bad = unstorable('', key);
+            if (bad) return `${memberPath(pathOf(frame), key)} (the key)${bad}`;
             members++;
             bytes += jsonStringBytes(key) + 2; // "key": 
-            stack.push({ value: member, depth: depth + 1, path: at });
+            stack.push({ value: member, depth: depth + 1, parent: frame, key });
           }
           bytes += 2 + Math.max(0, members - 1) * 2; // { } and ", "
         }
         break;
       }
       default:
-        return `${path} must be a JSON value (got ${typeof value})`;
+        return `${pathOf(frame)} must be a JSON value (got ${typeof value})`;
     }
   }
   if (bytes > LIMITS.metadataBytes) return `metadata must be at most ${LIMITS.metadataBytes} bytes as jsonb text (got ${bytes})`;
