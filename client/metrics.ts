@@ -187,11 +187,10 @@ export class RoadMetrics {
         );
         return Object.fromEntries(entries);
       })();
+      // One question at a time, and a failure is kept as long as an answer would be: an unreachable or slow Temporal
+      // is not asked again at every scrape.
+      counts.catch(() => undefined);
       this.loopsCache = { at: now, counts };
-      // A failure is not cached: the next scrape asks again.
-      counts.catch(() => {
-        if (this.loopsCache?.counts === counts) this.loopsCache = undefined;
-      });
     }
     try {
       const counts = await withTimeout(this.loopsCache!.counts, this.timeoutMs, 'Temporal visibility');

@@ -24,8 +24,9 @@ export async function runServer(options: ServeOptions): Promise<void> {
   const databaseUrl = requireDatabaseUrl(options.config);
   await migrate(databaseUrl);
   // GET /metrics unless ROAD_METRICS=off; its state query gets a connection of its own, so a busy API never delays it.
+  // Running loops are the worker's to report: it is always connected to Temporal, the API only when deciding.
   const metricsPool = metricsEnabled() ? createPool(databaseUrl, 1) : undefined;
-  const metrics = metricsPool && new RoadMetrics({ pool: metricsPool, temporal: options.temporal, api: true });
+  const metrics = metricsPool && new RoadMetrics({ pool: metricsPool, api: true });
   const app = buildServer({ pool: options.pool, tokens, temporal: options.temporal, logger: true, metrics, metricsToken: process.env.ROAD_METRICS_TOKEN || undefined });
   try {
     await app.listen({ host: options.host, port: options.port });

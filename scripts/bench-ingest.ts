@@ -5,6 +5,10 @@
  *   (b) the library's bulk path (validation, content hashes, COPY into staging, INSERT … ON CONFLICT, verdicts);
  *   (c) the HTTP API (`road serve` in its own process), batches of 1,000 over loopback.
  * Prints events/s, b/a and c/a, and peak RSS (with RSS at each quarter of (b), to show memory is flat in N).
+ *
+ * `--metrics-cost`: only (c), with GET /metrics off (ROAD_METRICS=off) and on (scraped every --scrape-every ms,
+ * default 5000), in the order off, on, on, off per round (--rounds, default 1), each on an emptied table: what the
+ * metrics cost the API, in events/s and in the server's CPU per event.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -104,16 +108,30 @@ async function bulkPath(pool: Pool, progress: (done: number) => void) {
   return counts;
 }
 
-/** (c) `road serve` in its own process; this process posts JSON batches of 1,000 with a few requests in flight. */
-async function httpPath(databaseUrl: string, progress: (done: number) => void) {
+/**
+ * (c) `road serve` in its own process; this process posts JSON batches of 1,000 with a few requests in flight.
+ * `scrapeEveryMs`: GET /metrics at that interval meanwhile, as Prometheus would.
+ */
+async function httpPath(databaseUrl: string, progress: (done: number) => void, serverEnv: Record<string, string> = {}, scrapeEveryMs?: number) {
   const port = await freePort();
   const token = 'bench-token-0123456789abcdef';
   const server = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin', 'road.js'), 'serve', '--port', String(port)], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, ROAD_API_TOKENS: token },
+    env: { ...process.env, DATABASE_URL: databaseUrl, ROAD_API_TOKENS: token, ...serverEnv },
     stdio: 'ignore',
   });
+  let scrapes = 0;
+  let scraper: NodeJS.Timeout | undefined;
   try {
     await waitForPort(port, 30_000);
+    if (scrapeEveryMs) {
+      scraper = setInterval(() => {
+        void fetch(`http://127.0.0.1:${port}/metrics`).then(async (response) => {
+          if (response.status !== 200) throw new Error(`GET /metrics answered ${response.status}`);
+          await response.text();
+          scrapes++;
+        });
+      }, scrapeEveryMs);
+    }
     const counts = { accepted: 0, duplicate: 0, conflict: 0, invalid: 0 };
     const events = generateEvents(N)[Symbol.iterator]();
     let done = 0;
@@ -140,11 +158,41 @@ async function httpPath(databaseUrl: string, progress: (done: number) => void) {
     // utime + stime of the server process, in clock ticks (100 per second on Linux).
     const stat = readFileSync(`/proc/${server.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     const serverCpuSeconds = (Number(stat[11]) + Number(stat[12])) / 100;
-    return { counts, serverPeak, serverCpuSeconds };
+    return { counts, serverPeak, serverCpuSeconds, scrapes };
   } finally {
+    clearInterval(scraper);
     server.kill('SIGTERM');
     await new Promise((resolve) => server.once('exit', resolve));
   }
+}
+
+/** (c) without and with metrics, alternating on an emptied table each time: the cost of GET /metrics and its hooks. */
+async function metricsCost(pool: Pool, databaseUrl: string) {
+  const rounds = Number(flag('rounds') ?? 1);
+  const scrapeEveryMs = Number(flag('scrape-every') ?? 5000);
+  const runs: Array<{ metrics: boolean; rate: number; serverCpuUs: number; scrapes: number }> = [];
+  for (let round = 0; round < rounds; round++) {
+    for (const metrics of [false, true, true, false]) {
+      await pool.query('TRUNCATE phase_outcome_events');
+      await pool.query('VACUUM ANALYZE');
+      const label = `(c) HTTP, metrics ${metrics ? `on, scraped every ${scrapeEveryMs} ms` : 'off'}`;
+      const run = await measured(label, (p) => httpPath(databaseUrl, p, metrics ? {} : { ROAD_METRICS: 'off' }, metrics ? scrapeEveryMs : undefined));
+      if (run.value.counts.accepted !== N) throw new Error(`expected ${N} accepted, got ${run.value.counts.accepted}`);
+      runs.push({ metrics, rate: run.rate, serverCpuUs: (run.value.serverCpuSeconds / N) * 1e6, scrapes: run.value.scrapes });
+    }
+  }
+  const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / values.length;
+  const side = (on: boolean) => runs.filter((r) => r.metrics === on);
+  const [off, on] = [side(false), side(true)];
+  for (const r of runs) console.log(`metrics ${r.metrics ? 'on ' : 'off'}  ${fmt(r.rate)} events/s  server ${r.serverCpuUs.toFixed(1)} µs/event${r.metrics ? `  (${r.scrapes} scrapes)` : ''}`);
+  const rateOff = mean(off.map((r) => r.rate));
+  const rateOn = mean(on.map((r) => r.rate));
+  const cpuOff = mean(off.map((r) => r.serverCpuUs));
+  const cpuOn = mean(on.map((r) => r.serverCpuUs));
+  console.log(`\nmean: off ${fmt(rateOff)} events/s, on ${fmt(rateOn)} events/s → cost ${(((rateOff - rateOn) / rateOff) * 100).toFixed(1)} % of throughput`);
+  console.log(`server CPU: off ${cpuOff.toFixed(1)} µs/event, on ${cpuOn.toFixed(1)} µs/event → ${(((cpuOn - cpuOff) / cpuOff) * 100).toFixed(1)} %`);
+  console.log(`target: < 5 % → ${(rateOff - rateOn) / rateOff < 0.05 ? 'met' : 'MISSED'}`);
+  if (args.includes('--json')) console.log(JSON.stringify({ events: N, scrapeEveryMs, runs, rateOff, rateOn, cpuOff, cpuOn }));
 }
 
 async function main() {
@@ -153,6 +201,7 @@ async function main() {
   const pool = createPool(databaseUrl, 4);
   try {
     console.error(`Ingest benchmark: ${fmt(N)} generated events, PostgreSQL ${(await pool.query('SHOW server_version')).rows[0].server_version}, ${os.cpus().length} cores`);
+    if (args.includes('--metrics-cost')) return await metricsCost(pool, databaseUrl);
     const a = await measured('(a) raw COPY, unconstrained table', (p) => rawCopy(pool, p));
     const b = await measured('(b) library bulk path', (p) => bulkPath(pool, p));
     await pool.query('TRUNCATE phase_outcome_events; DROP TABLE bench_raw');
