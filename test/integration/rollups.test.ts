@@ -5,11 +5,19 @@
  *    writers, late first attempts included);
  *  - every count the analysis reports for a window that cuts through runs equals the same count computed directly
  *    from the events of that window with plain SQL (the oracle below).
+ * The fold's shortcuts (migration 1765000000000_faster_fold.sql) are checked to change nothing: runs and commits it
+ * takes for new or for known (rollup_runs, rollup_commits, hash collisions included), entities over non-consecutive
+ * hours, and a database upgraded from — and back to — the previous fold in the middle of its events.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runner } from 'node-pg-migrate';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { analyze } from '../../db/analysis.js';
 import { storeEvents } from '../../db/events.js';
-import { foldPendingEvents, keepRollupsCurrent, pendingEvents } from '../../db/rollups.js';
+import { createPool, dropDatabase, ensureDatabase, type Pool } from '../../db/pool.js';
+import { foldPendingEvents, keepRollupsCurrent, pendingBacklog, pendingEvents } from '../../db/rollups.js';
 import { generateEvents } from '../../scripts/generate-events.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
@@ -43,13 +51,36 @@ function dataset(): Array<Record<string, unknown>> {
     { run_id: 'y1', phase_id: 'phase-y', attempt: 2, outcome: 'SUCCESS', occurred_at: at(28.8) },
     { run_id: 'y2', phase_id: 'phase-y', attempt: 2, outcome: 'SUCCESS', occurred_at: at(10) },
   );
+  events.push(...wideRun());
   return events;
 }
 
+/**
+ * A run seen in non-consecutive hours, on both sides of the oracle's window start (29 h before the end): the run, its
+ * phase, its failure reason and the reason before its retries all span more than two hours, so the fold counts them
+ * from the chain of their hours rather than from their first and last hour.
+ */
+function wideRun(): Array<Record<string, unknown>> {
+  const at = (hoursBeforeEnd: number) => new Date(END.getTime() - hoursBeforeEnd * HOUR).toISOString();
+  const w = (phase_id: string, attempt: number, outcome: string, hoursBeforeEnd: number, stop_reason?: string) => ({
+    event_id: `w1:${phase_id}:${attempt}`, run_id: 'w1', phase_id, attempt, outcome, occurred_at: at(hoursBeforeEnd), ...(stop_reason ? { stop_reason } : {}),
+  });
+  return [
+    w('phase-w', 1, 'FAILED', 31.5, 'slow'),
+    w('phase-v', 1, 'SUCCESS', 30.9),
+    w('phase-w', 2, 'FAILED', 28.2, 'slow'),
+    w('phase-w', 3, 'SUCCESS', 24.6),
+    w('phase-u', 1, 'FAILED', 12.3, 'slow'),
+  ];
+}
+
+/** The rollups of the whole dataset, recorded in order and folded once (the first test); the others must match it. */
+let expected: string[] = [];
+
 /** The rollup tables (with every pending event folded), without keys that netted out to zero. */
-async function rollups() {
-  await foldPendingEvents(db.pool);
-  const { rows } = await db.pool.query<{ row: string }>(`
+async function rollups(pool: Pool = db.pool) {
+  await foldPendingEvents(pool);
+  const { rows } = await pool.query<{ row: string }>(`
     SELECT row FROM (
       SELECT format('outcomes %s %s %s %s %s %s %s %s %s', hour, phase_id, outcome, stop_reason, events, token_events, tokens, first_at, last_at) AS row FROM rollup_outcomes
       UNION ALL SELECT format('tokens %s %s %s %s', phase_id, hour, bucket, events) FROM rollup_tokens
@@ -60,8 +91,8 @@ async function rollups() {
   return rows.map((r) => r.row);
 }
 
-async function storeAll(events: unknown[]) {
-  const results = await storeEvents(db.pool, events);
+async function storeAll(events: unknown[], pool: Pool = db.pool) {
+  const results = await storeEvents(pool, events);
   expect(results.filter((r) => r.status !== 'accepted')).toEqual([]);
 }
 
@@ -83,6 +114,7 @@ describe('analysis rollups', () => {
     for (let i = 0; i < events.length; i += 1000) await storeAll(events.slice(i, i + 1000));
     const inOrder = await rollups();
     expect(inOrder.length).toBeGreaterThan(1000);
+    expected = inOrder;
 
     await db.pool.query('TRUNCATE phase_outcome_events'); // the truncate trigger empties the rollups too
     expect(await rollups()).toEqual([]);
@@ -144,6 +176,8 @@ describe('analysis rollups', () => {
               count(*)::int AS retries, count(DISTINCT r.run_id)::int AS runs
        FROM phase_outcome_events r WHERE r.${W} AND r.attempt > 1 GROUP BY 1, 2`);
     expect(retries.filter((r) => r.phase_id === 'phase-y').map(key).sort()).toEqual(['phase-y boom', 'phase-y unknown']);
+    // w1's attempts 2 (−28.2 h) and 3 (−24.6 h) are in the window, both after a 'slow' failure; its attempt 1 is not.
+    expect(retries.filter((r) => r.phase_id === 'phase-w')).toEqual([{ phase_id: 'phase-w', stop_reason: 'slow', retries: 2, runs: 1 }]);
     expect(report.retry_patterns.map((r) => [key(r), r.retries, r.runs_affected]).sort()).toEqual(retries.map((r) => [key(r), r.retries, r.runs]).sort());
 
     // Flaky: every observation of a test that failed at a phase and commit, in time order over all time; a flip counts
@@ -192,5 +226,93 @@ describe('analysis rollups', () => {
   it('refuses to update or delete an event (the rollups are kept from inserts)', async () => {
     await expect(db.pool.query("DELETE FROM phase_outcome_events WHERE run_id = 'x1'")).rejects.toThrow(/immutable: DELETE is not allowed/);
     await expect(db.pool.query("UPDATE phase_outcome_events SET tokens_used = 1 WHERE run_id = 'x1'")).rejects.toThrow(/immutable: UPDATE/);
+  });
+
+  it('count a run seen in non-consecutive hours the same whichever of its events come first and folds between them', async () => {
+    await db.pool.query('TRUNCATE phase_outcome_events');
+    const [w1a1, w1v, w1a2, w1a3, w1u] = wideRun();
+    // Folded alone, one event at a time: the late first attempt re-files both retries, the phases and the failure
+    // reason gain hours before and between the ones already counted.
+    for (const event of [w1a3, w1u, w1a1, w1v, w1a2]) {
+      await storeAll([event]);
+      expect(await foldPendingEvents(db.pool)).toBe(1);
+    }
+    const oneByOne = await rollups();
+    await db.pool.query('TRUNCATE phase_outcome_events');
+    await storeAll(wideRun());
+    expect(await rollups()).toEqual(oneByOne);
+    // The run counts once per window however its hours fall: 5 distinct hours, each counted once with the one before.
+    const { rows } = await db.pool.query<{ hour: number; hi: number }>(
+      `SELECT extract(epoch FROM hour)::float8 * 1000 AS hour, extract(epoch FROM hi)::float8 * 1000 AS hi
+       FROM rollup_counts WHERE family = 'run' AND phase_id = '' AND runs = 1 ORDER BY 1`,
+    );
+    const hour = (hoursBeforeEnd: number) => END.getTime() - Math.ceil(hoursBeforeEnd) * HOUR;
+    expect(rows.map((r) => [r.hour, r.hi])).toEqual([
+      [hour(31.5), -Infinity], [hour(30.9), hour(31.5)], [hour(28.2), hour(30.9)], [hour(24.6), hour(28.2)], [hour(12.3), hour(24.6)],
+    ]);
+  });
+
+  it('count runs and commits the fold wrongly takes for known (a hash collision) exactly, and forget them with the events', async () => {
+    await db.pool.query('TRUNCATE phase_outcome_events');
+    const counts = async () =>
+      (await db.pool.query<{ runs: number; commits: number }>('SELECT (SELECT count(*)::int FROM rollup_runs) AS runs, (SELECT count(*)::int FROM rollup_commits) AS commits')).rows[0]!;
+    expect(await counts()).toEqual({ runs: 0, commits: 0 });
+    const events = dataset();
+    // Every run and commit of the dataset "known" before any of its events is stored: each takes the exact path.
+    const runIds = [...new Set(events.map((e) => String(e.run_id)))];
+    const commits = [...new Set(events.map((e) => e.commit_sha).filter((c): c is string => typeof c === 'string'))];
+    await db.pool.query('INSERT INTO rollup_runs SELECT hashtextextended(r, 0) FROM unnest($1::text[]) r ON CONFLICT DO NOTHING', [runIds]);
+    await db.pool.query('INSERT INTO rollup_commits SELECT hashtextextended(c, 0) FROM unnest($1::text[]) c ON CONFLICT DO NOTHING', [commits]);
+    const mixed = shuffled(events, 23);
+    for (let i = 0; i < mixed.length; i += 500) {
+      await storeAll(mixed.slice(i, i + 500));
+      await foldPendingEvents(db.pool);
+    }
+    expect(await rollups()).toEqual(expected);
+    expect(await counts()).toEqual({ runs: runIds.length, commits: commits.length });
+    await db.pool.query('TRUNCATE phase_outcome_events');
+    expect(await counts()).toEqual({ runs: 0, commits: 0 });
+  });
+
+  it('are the same when the database is upgraded from the previous fold, and back, in the middle of its events', async () => {
+    const serverUrl = inject('postgresServerUrl');
+    const name = `road_test_${randomBytes(6).toString('hex')}`;
+    await ensureDatabase(serverUrl, name);
+    const url = new URL(serverUrl);
+    url.pathname = `/${name}`;
+    const migrateTo = async (direction: 'up' | 'down', timestamp?: number) =>
+      runner({
+        databaseUrl: url.toString(), dir: path.join(path.dirname(fileURLToPath(import.meta.url)), '../../db/migrations'),
+        migrationsTable: 'road_migrations', direction, log: () => undefined, checkOrder: true,
+        ...(timestamp === undefined ? {} : { count: timestamp, timestamp: true }),
+      });
+    const FASTER_FOLD = 1_765_000_000_000;
+    const pool = createPool(url.toString(), 4);
+    try {
+      await migrateTo('up', FASTER_FOLD - 1);
+      const events = shuffled(dataset(), 5);
+      const [first, second, third] = [0.6, 0.8, 0.9].map((share) => Math.round(events.length * share)) as [number, number, number];
+      const tokens = async () => (await pool.query<{ row: string }>("SELECT format('%s %s %s %s', phase_id, hour, bucket, events) AS row FROM rollup_tokens ORDER BY 1")).rows;
+      // The previous fold: 60 % folded, 20 % pending at the upgrade.
+      await storeAll(events.slice(0, first), pool);
+      await foldPendingEvents(pool);
+      await storeAll(events.slice(first, second), pool);
+      const before = await tokens();
+      expect(before.length).toBeGreaterThan(1000);
+      await migrateTo('up');
+      expect(await tokens()).toEqual(before);
+      expect((await pendingBacklog(pool)).events).toBe(second - first);
+      // This fold: the pending events and 10 % more, then back to the previous fold for the last 10 %.
+      await storeAll(events.slice(second, third), pool);
+      await foldPendingEvents(pool);
+      const after = await tokens();
+      await migrateTo('down', FASTER_FOLD);
+      expect(await tokens()).toEqual(after);
+      await storeAll(events.slice(third), pool);
+      expect(await rollups(pool)).toEqual(expected);
+    } finally {
+      await pool.end();
+      await dropDatabase(serverUrl, name);
+    }
   });
 });
