@@ -13,7 +13,7 @@
  *      (for the events PostgreSQL can represent at all: no NUL, no lone surrogate, right types, JSON values).
  *
  * Together: validator = oracle = CHECKs. Loosening or tightening any one rule or CHECK fails this test.
- * ROAD_FUZZ_RUNS (batches per path, default 12 × ≈ 230 events) and ROAD_FUZZ_SEED set the run; `npm run
+ * ROAD_FUZZ_RUNS (batches per path, default 10 × ≈ 230 events) and ROAD_FUZZ_SEED set the run; `npm run
  * fuzz:events` runs it long. A failure prints the seed and the shrunk batch.
  */
 import { createHash } from 'node:crypto';
@@ -26,11 +26,13 @@ import { bulkStoreEvents } from '../../db/events.js';
 import { LIMITS, OUTCOMES, type ItemResult } from '../../domain/telemetry.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
-const RUNS = Number(process.env.ROAD_FUZZ_RUNS ?? 12);
+const RUNS = Number(process.env.ROAD_FUZZ_RUNS ?? 10);
 const SEED = Number(process.env.ROAD_FUZZ_SEED ?? 20261128);
-/** Stops generating after this long (0: never; npm run fuzz:events sets 0). */
-const TIME_LIMIT_MS = Number(process.env.ROAD_FUZZ_TIME_LIMIT_MS ?? 45_000);
-const BATCH = { minLength: 200, maxLength: 260 };
+/** Stops generating after this long, when set (a failure is reported at once, without shrinking: no limit needed). */
+const TIME_LIMIT_MS = Number(process.env.ROAD_FUZZ_TIME_LIMIT_MS ?? 0);
+/** ~15 s alone on 2 cores; room for a machine busy with the rest of the suite. */
+const TIMEOUT_MS = RUNS * 15_000;
+const BATCH = { minLength: 210, maxLength: 250 };
 const TOKEN = 'property-token-0123456789';
 
 // ------------------------------------------------------------------------------------------- the oracle (the spec)
@@ -769,12 +771,13 @@ describe('the event contract: validator, oracle and CHECKs agree on generated ev
     }
     console.log(`event contract property: ${JSON.stringify(counts)} (seed ${SEED}, ${RUNS} batches per path); invalid for ${JSON.stringify(Object.fromEntries([...badFields].sort((a, b) => b[1] - a[1])))}`);
     for (const path of ['bulk', 'http', 'recorder'] as const) {
-      expect(counts[path].accepted + counts[path].invalid).toBeGreaterThanOrEqual(RUNS * BATCH.minLength * (path === 'recorder' ? 0.9 : 1));
+      // ≥ 2,000 events per path (the recorder takes objects only: ~1 % fewer).
+      expect(counts[path].accepted + counts[path].invalid).toBeGreaterThanOrEqual(RUNS * BATCH.minLength * (path === 'recorder' ? 0.96 : 1));
       // The bias is real: both verdicts are common.
       expect(counts[path].accepted).toBeGreaterThan(RUNS * 20);
       expect(counts[path].invalid).toBeGreaterThan(RUNS * 20);
     }
-  });
+  }, TIMEOUT_MS);
 
   it('in the database alone: the CHECKs refuse exactly the rows the oracle refuses', async () => {
     await run(
@@ -836,5 +839,5 @@ describe('the event contract: validator, oracle and CHECKs agree on generated ev
     console.log(`event contract in the database: ${JSON.stringify(counts.database)}`);
     expect(counts.database.rows).toBeGreaterThan(RUNS * 100);
     expect(counts.database.refused).toBeGreaterThan(RUNS * 20);
-  });
+  }, TIMEOUT_MS);
 });
