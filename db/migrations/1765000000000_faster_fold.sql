@@ -50,7 +50,7 @@ INSERT INTO rollup_commits
   SELECT DISTINCT hashtextextended(e.commit_sha, 0) FROM phase_outcome_events e
   WHERE e.commit_sha IS NOT NULL AND NOT EXISTS (SELECT 1 FROM rollup_pending p WHERE p.event_id = e.event_id);
 
--- One row per phase and hour: buckets ascending, events[i] the events of buckets[i] (see road_token_bucket).
+-- One row per phase and hour: events[i] events in bucket buckets[i] (see road_token_bucket), each bucket once.
 CREATE TABLE rollup_token_hours (
   phase_id text NOT NULL,
   hour     timestamptz NOT NULL,
@@ -130,14 +130,15 @@ BEGIN
     tokens = r.tokens + excluded.tokens, first_at = least(r.first_at, excluded.first_at), last_at = greatest(r.last_at, excluded.last_at)
   $q$;
 
+  -- (the arrays in no particular order, but in the same one: sorting them cost a third of the statement)
   EXECUTE $q$
   INSERT INTO rollup_token_hours AS t (phase_id, hour, buckets, events)
-  SELECT phase_id, hour, array_agg(bucket ORDER BY bucket), array_agg(n ORDER BY bucket) FROM (
+  SELECT phase_id, hour, array_agg(bucket), array_agg(n) FROM (
     SELECT phase_id, hour, road_token_bucket(tokens_used) AS bucket, count(*) AS n
     FROM road_fold_batch WHERE tokens_used IS NOT NULL GROUP BY 1, 2, 3
   ) b GROUP BY 1, 2
   ON CONFLICT (phase_id, hour) DO UPDATE SET (buckets, events) = (
-    SELECT array_agg(bucket ORDER BY bucket), array_agg(n ORDER BY bucket) FROM (
+    SELECT array_agg(bucket), array_agg(n) FROM (
       SELECT bucket, sum(n)::bigint AS n
       FROM (SELECT * FROM unnest(t.buckets, t.events) UNION ALL SELECT * FROM unnest(excluded.buckets, excluded.events)) u(bucket, n)
       GROUP BY bucket
@@ -160,22 +161,20 @@ BEGIN
     INSERT INTO rollup_commits (commit_key)
     SELECT DISTINCT commit_key FROM commits WHERE commit_sha NOT IN (SELECT commit_sha FROM known) ON CONFLICT DO NOTHING
   ),
-  pairs AS MATERIALIZED (
-    SELECT b.commit_sha, b.phase_id, array_agg(b.event_id) AS taken FROM road_fold_batch b
+  -- the batch's events at a phase and commit where some test failed
+  flagged AS MATERIALIZED (
+    SELECT b.* FROM road_fold_batch b
     WHERE EXISTS (SELECT 1 FROM phase_outcome_events f
                   WHERE f.commit_sha = b.commit_sha AND f.phase_id = b.phase_id AND f.outcome <> 'SUCCESS' AND f.tests_failed IS NOT NULL)
-    GROUP BY 1, 2
   ),
   commit_events AS MATERIALIZED (
     SELECT e.event_id, e.run_id, e.phase_id, e.commit_sha, e.outcome, e.tests_failed, e.occurred_at,
            road_hour(e.occurred_at) AS hour, e.event_id = ANY (p.taken) AS is_new
-    FROM pairs p
+    FROM (SELECT commit_sha, phase_id, array_agg(event_id) AS taken FROM flagged WHERE commit_sha IN (SELECT commit_sha FROM known) GROUP BY 1, 2) p
     CROSS JOIN LATERAL (SELECT * FROM phase_outcome_events WHERE commit_sha = p.commit_sha AND phase_id = p.phase_id OFFSET 0) e
-    WHERE p.commit_sha IN (SELECT commit_sha FROM known)
     UNION ALL
-    SELECT b.event_id, b.run_id, b.phase_id, b.commit_sha, b.outcome, b.tests_failed, b.occurred_at, b.hour, true
-    FROM road_fold_batch b JOIN pairs p ON p.commit_sha = b.commit_sha AND p.phase_id = b.phase_id
-    WHERE b.commit_sha NOT IN (SELECT commit_sha FROM known)
+    SELECT event_id, run_id, phase_id, commit_sha, outcome, tests_failed, occurred_at, hour, true
+    FROM flagged WHERE commit_sha NOT IN (SELECT commit_sha FROM known)
   ),
   c AS (
     SELECT 1 AS sign, * FROM commit_events
