@@ -78,9 +78,36 @@ export async function isAncestor(repo: string, ancestor: string, descendant: str
   }
 }
 
+/**
+ * Worktree bookkeeping (.git/worktrees/) is not safe against itself: two `git worktree add` at once in one repository
+ * can fail reading each other's half-made entry ("failed to read …/commondir"). This process serialises them per
+ * repository; another process doing the same (a second worker on the machine) is ridden out by retrying.
+ */
+const worktreeLocks = new Map<string, Promise<unknown>>();
+async function worktreeOperation<T>(repo: string, operation: () => Promise<T>): Promise<T> {
+  const previous = worktreeLocks.get(repo) ?? Promise.resolve();
+  const run = previous.catch(() => undefined).then(async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await operation();
+      } catch (error) {
+        const racing = error instanceof GitError && /\.git\/worktrees\/|index\.lock|could not lock|File exists/.test(error.stderr);
+        if (!racing || attempt >= 5) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
+      }
+    }
+  });
+  worktreeLocks.set(repo, run);
+  try {
+    return await run;
+  } finally {
+    if (worktreeLocks.get(repo) === run) worktreeLocks.delete(repo);
+  }
+}
+
 /** A detached worktree of `sha` at `dir` (created; its parent must exist). */
 export async function addWorktree(repo: string, dir: string, sha: string): Promise<void> {
-  await git(repo, ['worktree', 'add', '--detach', '--quiet', dir, sha]);
+  await worktreeOperation(repo, () => git(repo, ['worktree', 'add', '--detach', '--quiet', dir, sha]));
 }
 
 /**
@@ -88,12 +115,14 @@ export async function addWorktree(repo: string, dir: string, sha: string): Promi
  * dirty or locked one; when git cannot (the directory half gone), the directory is deleted and `prune` forgets it.
  */
 export async function removeWorktree(repo: string, dir: string): Promise<void> {
-  try {
-    await git(repo, ['worktree', 'remove', '--force', '--force', dir]);
-  } catch {
-    await rm(dir, { recursive: true, force: true });
-  }
-  await git(repo, ['worktree', 'prune']);
+  await worktreeOperation(repo, async () => {
+    try {
+      await git(repo, ['worktree', 'remove', '--force', '--force', dir]);
+    } catch {
+      await rm(dir, { recursive: true, force: true });
+    }
+    await git(repo, ['worktree', 'prune']);
+  });
 }
 
 export interface WorktreeState {

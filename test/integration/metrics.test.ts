@@ -226,7 +226,7 @@ describe('road serve: GET /metrics', () => {
       const metrics = new RoadMetrics({ pool: gone, collectTimeoutMs: 500 });
       const started = Date.now();
       const m = parseExposition(await metrics.text());
-      expect(Date.now() - started).toBeLessThan(2000);
+      expect(Date.now() - started).toBeLessThan(10_000); // bounded by its 500 ms timeout, not a connect's minutes
       expect(m.value('road_rollup_pending_events')).toBeNaN();
       expect(m.value('road_approvals_waiting', { age: 'over_7d' })).toBeNaN();
       expect(m.value('road_metrics_collect_errors_total', { source: 'database' })).toBe(1);

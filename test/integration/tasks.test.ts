@@ -87,8 +87,14 @@ describe('follow-up tasks', () => {
     expect(second.skipped).toHaveLength(6);
     expect(await listTasks(db.pool, { open: true })).toHaveLength(6);
 
-    // Once a task is done, its issue may get a new task — under a fresh id, since FAILURE-1 is taken.
-    await db.pool.query("UPDATE followup_tasks SET status = 'done' WHERE task_id = 'FAILURE-1'");
+    // A fix approved inside the window: its issue waits for telemetry after the fix, and says so.
+    await db.pool.query("UPDATE followup_tasks SET status = 'done', updated_at = $1 WHERE task_id = 'FAILURE-1'", [TO]);
+    const afterFix = await createFollowupTasks(db.pool, report, { phaseFiles: config.phases, maxAttempts: 1 });
+    expect(afterFix.saved).toEqual([]);
+    expect(afterFix.skipped.filter((s) => s.why.startsWith('fixed by FAILURE-1'))).toHaveLength(1);
+
+    // Once a task is closed otherwise (rejected), its issue may get a new task — under a fresh id, since FAILURE-1 is taken.
+    await db.pool.query("UPDATE followup_tasks SET status = 'rejected' WHERE task_id = 'FAILURE-1'");
     const third = await createFollowupTasks(db.pool, report, { phaseFiles: config.phases, maxAttempts: 1 });
     expect(third.saved.map((t) => t.id)).toEqual([`FAILURE-1.${third.generation}`]);
     expect(third.saved[0]!.max_attempts).toBe(1);
