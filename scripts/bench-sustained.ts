@@ -8,14 +8,17 @@
  *   3. the sustained run: the same server fed at that rate (or --rate N events/s) for --seconds while this process
  *      folds as the worker does (keepRollupsCurrent, every 5 s, back to back when behind). Every --every seconds a
  *      row: accepted events/s, p50/p99 request latency, the pending backlog (events, age of the oldest) and what was
- *      folded. Verdict: the backlog at the end is under 10 seconds of ingest.
+ *      folded (and the share of the time a fold was running). Verdict: the backlog at the end is under 10 seconds of
+ *      ingest.
  * The events of phases 2 and 3 happen over the last day; the tables are emptied between phases. Loopback only; it
- * stops by itself (the feed after --seconds, then the server and the fold loop).
+ * stops by itself (the feed after --seconds, then the server and the fold loop). `--previous-fold` runs it all with
+ * the fold of 1764300000000_analysis_rollups.sql (the faster fold's migration reverted), for comparison.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { runner } from 'node-pg-migrate';
 import { bulkStoreEvents, type RawItem } from '../db/events.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { foldPendingEvents, keepRollupsCurrent, pendingBacklog } from '../db/rollups.js';
@@ -41,6 +44,8 @@ const RATE = flag('rate') === undefined || flag('rate') === 'max' ? 'max' : numb
 const BATCH = 1000;
 const IN_FLIGHT = 4;
 const TOKEN = 'bench-token-0123456789abcdef';
+/** The migration of the faster fold (reverted by --previous-fold). */
+const FASTER_FOLD = 1_765_000_000_000;
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' ');
@@ -162,6 +167,10 @@ async function main() {
   let server: ChildProcess | undefined;
   let stopFolding: (() => Promise<void>) | undefined;
   try {
+    if (args.includes('--previous-fold')) {
+      await runner({ databaseUrl: database.url, dir: path.join(PROJECT_ROOT, 'db', 'migrations'), migrationsTable: 'road_migrations', direction: 'down', count: FASTER_FOLD, timestamp: true, log: () => undefined });
+      console.error('with the previous fold (migration 1765000000000_faster_fold.sql reverted)');
+    }
     console.error(`Sustained-load benchmark: PostgreSQL ${(await pool.query('SHOW server_version')).rows[0].server_version}, ${os.cpus().length} cores, load ${load()}`);
     const versus = FOLD_EVENTS ? await foldVersusBulk(pool) : undefined;
     await pool.query('TRUNCATE phase_outcome_events'); // empties the rollups and the pending list too
@@ -183,21 +192,23 @@ async function main() {
 
     const rate = RATE === 'max' ? maxRate : RATE;
     console.log(`\nfeeding ${fmt(rate)} events/s for ${SECONDS} s, folding every 5 s as the worker does:\n`);
-    const columns = ['t (s)', 'accepted/s', 'p50 ms', 'p99 ms', 'pending', 'oldest (s)', 'folds', 'folded/s', 'load'];
+    const columns = ['t (s)', 'accepted/s', 'p50 ms', 'p99 ms', 'pending', 'oldest (s)', 'folds', 'folded/s', 'folding %', 'load'];
     const rows: string[][] = [];
     const print = (row: string[]) => console.log(row.map((cell, i) => (i ? cell.padStart(columns[i]!.length + 2) : cell.padEnd(6))).join(''));
     print(columns);
     let interval: Interval = { accepted: 0, latencies: [] };
-    let folds = { count: 0, events: 0 };
+    let folds = { count: 0, events: 0, ms: 0 };
     let total = 0;
     const allLatencies: number[] = [];
     stopFolding = keepRollupsCurrent(pool, {
       onFold: (fold) => {
         folds.count++;
         folds.events += fold.events;
+        folds.ms += fold.ms;
       },
       onError: (error) => console.error(`fold failed: ${(error as Error).message}`),
     });
+    const cpuBefore = await serverCpuSeconds(monitor);
     const t0 = performance.now();
     let sampled = t0;
     const samples: Array<{ t: number; rate: number; pending: number; ageMs: number }> = [];
@@ -209,12 +220,12 @@ async function main() {
         const current = interval;
         const folded = folds;
         interval = { accepted: 0, latencies: [] };
-        folds = { count: 0, events: 0 };
+        folds = { count: 0, events: 0, ms: 0 };
         const backlog = await pendingBacklog(monitor);
         const row = [
           String(Math.round((now - t0) / 1000)), fmt(current.accepted / seconds), percentile(current.latencies, 0.5).toFixed(0),
           percentile(current.latencies, 0.99).toFixed(0), fmt(backlog.events), (backlog.oldestAgeMs / 1000).toFixed(1),
-          String(folded.count), fmt(folded.events / seconds), os.loadavg()[0]!.toFixed(1),
+          String(folded.count), fmt(folded.events / seconds), ((folded.ms / 10) / seconds).toFixed(0), os.loadavg()[0]!.toFixed(1),
         ];
         samples.push({ t: (now - t0) / 1000, rate: current.accepted / seconds, pending: backlog.events, ageMs: backlog.oldestAgeMs });
         rows.push(row);
@@ -233,9 +244,13 @@ async function main() {
       clearInterval(sampler);
     }
     const end = await pendingBacklog(monitor);
+    const cpuAfter = await serverCpuSeconds(monitor);
     const accepted = total / feedSeconds;
     const bound = 10 * accepted;
     console.log(`\naccepted ${fmt(total)} events in ${feedSeconds.toFixed(0)} s: ${fmt(accepted)} events/s (offered ${fmt(rate)}); request latency p50 ${percentile(allLatencies, 0.5).toFixed(0)} ms, p99 ${percentile(allLatencies, 0.99).toFixed(0)} ms`);
+    if (cpuBefore !== undefined && cpuAfter !== undefined) {
+      console.log(`PostgreSQL CPU meanwhile (ingestion and folding): ${(((cpuAfter - cpuBefore) / total) * 1e6).toFixed(1)} µs per accepted event, ${((cpuAfter - cpuBefore) / feedSeconds).toFixed(2)} cores`);
+    }
     console.log(`backlog at the end: ${fmt(end.events)} events, the oldest ${(end.oldestAgeMs / 1000).toFixed(1)} s old (10 s of ingest: ${fmt(bound)}) → ${end.events < bound ? 'met' : 'MISSED'}`);
     if (args.includes('--json')) {
       console.log(JSON.stringify({ versus, maxRate, rate, accepted, seconds: feedSeconds, endBacklog: end, samples }));
