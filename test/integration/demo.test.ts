@@ -8,13 +8,13 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEMO_REPO_TEMPLATE, DEMO_REVIEWERS, DEMO_TELEMETRY, demoDecision, prepareDemoRepository } from '../../client/demo.js';
 import { configSchema, withEnvironment } from '../../domain/config.js';
 import type { LoopStatus } from '../../domain/loop.js';
 import { freePort, PROJECT_ROOT } from '../../scripts/provision.js';
 import { road } from '../helpers/cli.js';
+import { devSql, until } from '../helpers/roadDev.js';
 
 interface SampleEvent {
   run_id: string;
@@ -168,26 +168,8 @@ function cliIn(dir: string) {
   };
 }
 
-async function sql<T extends pg.QueryResultRow>(dir: string, text: string): Promise<T[]> {
-  const { databaseUrl } = JSON.parse(readFileSync(path.join(dir, '.road', 'dev.json'), 'utf8')) as { databaseUrl: string };
-  const client = new pg.Client(databaseUrl);
-  await client.connect();
-  try {
-    return (await client.query<T>(text)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const sql = devSql;
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-}
 
 type LoopView = LoopStatus & { workflowStatus: string };
 

@@ -9,10 +9,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort, PROJECT_ROOT } from '../../scripts/provision.js';
 import { road } from '../helpers/cli.js';
+import { devSql, until } from '../helpers/roadDev.js';
 
 const scratch: string[] = [];
 afterAll(() => {
@@ -122,26 +122,8 @@ function cliIn(dir: string) {
   };
 }
 
-async function sql<T extends pg.QueryResultRow>(dir: string, text: string, values: unknown[] = []): Promise<T[]> {
-  const { databaseUrl } = JSON.parse(readFileSync(path.join(dir, '.road', 'dev.json'), 'utf8')) as { databaseUrl: string };
-  const client = new pg.Client(databaseUrl);
-  await client.connect();
-  try {
-    return (await client.query<T>(text, values)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const sql = devSql;
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-  }
-}
 
 /** What must work after a restart: an event recorded, an approval gate started, decided, and its decision stored. */
 async function recordAndDecide(dir: string, runId: string, taskId: string): Promise<void> {
