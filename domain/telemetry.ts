@@ -419,8 +419,16 @@ export interface ValidateOptions {
   receivedAt?: number;
 }
 
-/** Validates and normalises one event; never throws, whatever `input` is. */
+/**
+ * Validates and normalises one event; never throws, whatever `input` is. The common event takes the fast path
+ * (fastEvent, below); every other is judged by judgeEvent, which gives the reasons.
+ */
 export function validateEvent(input: unknown, options: ValidateOptions = {}): Validated {
+  return fastEvent(input, options.receivedAt ?? Date.now()) ?? judgeEvent(input, options);
+}
+
+/** The contract's judgement of one event: every rule, every reason. */
+export function judgeEvent(input: unknown, options: ValidateOptions = {}): Validated {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) return { ok: false, message: 'an event must be a JSON object' };
   const raw = input as Record<string, unknown>;
   const issues: string[] = [];
@@ -558,6 +566,161 @@ export function sortedKeys<T>(value: T): T {
 /** The id of an event that brought none: one outcome per (run, phase, attempt) — never the clock. */
 export function deriveEventId(runId: string, phaseId: string, attempt: number): string {
   return 'auto:' + createHash('sha256').update(JSON.stringify([runId, phaseId, attempt])).digest('hex').slice(0, 40);
+}
+
+// ------------------------------------------------------------------------------------------------- the common event
+
+/*
+ * The common event, in one pass (issue 12). Agents send nearly every event in one shape: known fields of
+ * the right types, printable ASCII text, short relative paths, lower-case hex, the canonical UTC time, flat metadata
+ * with sorted keys. For such an event `fastEvent` returns exactly what `judgeEvent` (above, the contract) returns — the same stored event, COPY text and content hash — without zod, without a second pass per
+ * rule and with no intermediate objects. For anything else it returns undefined and the judge decides: the fast path
+ * never refuses, so it can only be wrong by accepting; test/integration/eventContract.property.test.ts proves on
+ * generated events (biased to this path's edges) that whatever it accepts, the judge accepts identically.
+ */
+
+// Printable ASCII without the backslash: stored as is, and nothing in COPY's text format to escape.
+const PLAIN_TEXT = /^[\x20-\x5b\x5d-\x7e]*$/;
+// …and without the double quote: as is inside an array literal's quotes and inside a JSON string.
+const PLAIN_ITEM = /^[\x20\x21\x23-\x5b\x5d-\x7e]+$/;
+const PLAIN_KEY = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+// A path that normalisation leaves alone (telemetry.ts NEEDS_NORMALIZING, which also catches absolute paths).
+const NORMALIZABLE = /\/\/|(^|\/)\.{1,2}(\/|$)|^\/|^[A-Za-z]:/;
+const LOWER_HEX_SHA = new RegExp(`^[0-9a-f]{${LIMITS.commitShaMinChars},${LIMITS.commitShaMaxChars}}$`);
+const OUTCOME = new Set<string>(OUTCOMES);
+
+const plainText = (value: unknown, min: number, max: number): value is string =>
+  typeof value === 'string' && value.length >= min && value.length <= max && PLAIN_TEXT.test(value);
+const count = (value: unknown, min: number, max: number): value is number =>
+  typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
+const optionalCount = (value: unknown) => value === undefined || count(value, 0, LIMITS.countMax);
+const isPlain = (value: object, proto: object) => Object.getPrototypeOf(value) === proto;
+/** A count as stored (-0 as 0), null when absent. */
+const storedCount = (n: unknown) => (n === undefined ? null : (n as number) + 0);
+/** A nullable column in COPY text. */
+const or = (value: string | number | null) => (value === null ? '\\N' : value);
+
+/** A list of plain items as an array literal in COPY text, or undefined when the judge must look. */
+function listLiteral(value: unknown, maxItems: number, maxBytes: number, paths: boolean): string | undefined {
+  if (!Array.isArray(value) || !isPlain(value, Array.prototype) || value.length > maxItems) return undefined;
+  let literal = '{';
+  for (let i = 0; i < value.length; i++) {
+    const item: unknown = value[i];
+    if (typeof item !== 'string' || item.length > maxBytes || !PLAIN_ITEM.test(item) || (paths && NORMALIZABLE.test(item))) return undefined;
+    literal += (i ? ',"' : '"') + item + '"';
+  }
+  return literal + '}';
+}
+
+/** Whether the value is the canonical time of a real instant within the contract's bounds. */
+function canonicalTime(value: unknown, receivedAt: number): boolean {
+  if (typeof value !== 'string' || !CANONICAL_TIME.test(value)) return false;
+  const year = +value.slice(0, 4);
+  const month = +value.slice(5, 7);
+  const day = +value.slice(8, 10);
+  const hour = +value.slice(11, 13);
+  const minute = +value.slice(14, 16);
+  const second = +value.slice(17, 19);
+  const days = month === 2 ? (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28) : month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+  if (year < 2000 || month < 1 || month > 12 || day < 1 || day > days || hour > 23 || minute > 59 || second > 59) return false;
+  const ms = Date.UTC(year, month - 1, day, hour, minute, second, +value.slice(20, 23));
+  return ms >= LIMITS.earliestOccurredAt && ms <= receivedAt + LIMITS.futureSlackMs;
+}
+
+/** Flat metadata with sorted plain keys and plain values, as JSON (its COPY text), or undefined. */
+function flatMetadata(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || !isPlain(value, Object.prototype)) return undefined;
+  const keys = Object.keys(value);
+  let bytes = 2 + Math.max(0, keys.length - 1) * 2; // jsonb's text form: { } and ", " between members
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    if ((i && keys[i - 1]! >= key) || !PLAIN_KEY.test(key)) return undefined;
+    const member: unknown = (value as Record<string, unknown>)[key];
+    bytes += key.length + 4; // "key": 
+    if (typeof member === 'string') {
+      if (member !== '' && !PLAIN_ITEM.test(member)) return undefined;
+      bytes += member.length + 2;
+    } else if (typeof member === 'number') {
+      if (!Number.isSafeInteger(member)) return undefined;
+      bytes += String(member + 0).length;
+    } else if (typeof member === 'boolean') bytes += member ? 4 : 5;
+    else if (member === null) bytes += 4;
+    else return undefined;
+    if (bytes > LIMITS.metadataBytes) return undefined;
+  }
+  return JSON.stringify(value);
+}
+
+/** The event as `judgeEvent` would accept and store it, or undefined when it is not of the common kind. */
+export function fastEvent(input: unknown, receivedAt: number): Validated | undefined {
+  if (typeof input !== 'object' || input === null || !isPlain(input, Object.prototype)) return undefined;
+  const e = input as Record<string, unknown>;
+  const { run_id, phase_id, outcome, occurred_at } = e;
+  if (!plainText(run_id, 1, LIMITS.runIdChars) || !plainText(phase_id, 1, LIMITS.phaseIdChars) || typeof outcome !== 'string' || !OUTCOME.has(outcome)) return undefined;
+  if (!canonicalTime(occurred_at, receivedAt)) return undefined;
+  const eventId = e.event_id;
+  const phaseType = e.phase_type;
+  const model = e.model;
+  const attempt = e.attempt;
+  const stopReason = e.stop_reason;
+  const rationale = e.decision_rationale;
+  const tokens = e.tokens_used;
+  const prompt = e.prompt_tokens;
+  const completion = e.completion_tokens;
+  const duration = e.duration_ms;
+  const files = e.files;
+  const tests = e.tests_failed;
+  const commit = e.commit_sha;
+  const metadata = e.metadata;
+  // The required four and every optional one present: more keys means an unknown one, or a known one present with
+  // the value undefined — the judge says what that means.
+  const present =
+    4 + +(eventId !== undefined) + +(phaseType !== undefined) + +(model !== undefined) + +(attempt !== undefined) + +(stopReason !== undefined) +
+    +(rationale !== undefined) + +(tokens !== undefined) + +(prompt !== undefined) + +(completion !== undefined) + +(duration !== undefined) +
+    +(files !== undefined) + +(tests !== undefined) + +(commit !== undefined) + +(metadata !== undefined);
+  if (Object.keys(e).length !== present) return undefined;
+  if (eventId !== undefined && (typeof eventId !== 'string' || !EVENT_ID_PATTERN.test(eventId))) return undefined;
+  if (phaseType !== undefined && !plainText(phaseType, 0, LIMITS.nameChars)) return undefined;
+  if (model !== undefined && !plainText(model, 0, LIMITS.nameChars)) return undefined;
+  if (attempt !== undefined && !count(attempt, 1, LIMITS.attemptMax)) return undefined;
+  if (stopReason !== undefined && !plainText(stopReason, 0, LIMITS.stopReasonBytes)) return undefined;
+  if (rationale !== undefined && !plainText(rationale, 0, LIMITS.rationaleBytes)) return undefined;
+  if (!optionalCount(tokens) || !optionalCount(prompt) || !optionalCount(completion) || !optionalCount(duration)) return undefined;
+  const filesText = files === undefined ? '\\N' : listLiteral(files, LIMITS.files, LIMITS.pathBytes, true);
+  const testsText = tests === undefined ? '\\N' : listLiteral(tests, LIMITS.testsFailed, LIMITS.testIdBytes, false);
+  if (filesText === undefined || testsText === undefined) return undefined;
+  if (commit !== undefined && (typeof commit !== 'string' || !LOWER_HEX_SHA.test(commit))) return undefined;
+  const metadataText = metadata === undefined ? '\\N' : flatMetadata(metadata);
+  if (metadataText === undefined) return undefined;
+
+  const event: PhaseOutcomeEvent = {
+    run_id,
+    phase_id,
+    phase_type: (phaseType as string | undefined) ?? null,
+    model: (model as string | undefined) ?? null,
+    attempt: (attempt as number | undefined) ?? 1,
+    outcome: outcome as PhaseOutcomeEvent['outcome'],
+    stop_reason: (stopReason as string | undefined) ?? (outcome === 'SUCCESS' ? 'completed' : null),
+    decision_rationale: (rationale as string | undefined) ?? null,
+    tokens_used: storedCount(tokens),
+    prompt_tokens: storedCount(prompt),
+    completion_tokens: storedCount(completion),
+    duration_ms: storedCount(duration),
+    files: files === undefined ? null : (files as string[]).slice(),
+    tests_failed: tests === undefined ? null : (tests as string[]).slice(),
+    commit_sha: (commit as string | undefined) ?? null,
+    occurred_at: occurred_at as string,
+    metadata: (metadata as Record<string, unknown> | undefined) ?? null,
+    event_id: '',
+    content_hash: '',
+  };
+  const contentText =
+    `${run_id}\t${phase_id}\t${or(event.phase_type)}\t${or(event.model)}\t${event.attempt}\t${outcome}\t${or(event.stop_reason)}\t` +
+    `${or(event.decision_rationale)}\t${or(event.tokens_used)}\t${or(event.prompt_tokens)}\t${or(event.completion_tokens)}\t` +
+    `${or(event.duration_ms)}\t${filesText}\t${testsText}\t${or(event.commit_sha)}\t${occurred_at as string}\t${metadataText}`;
+  event.event_id = (eventId as string | undefined) ?? deriveEventId(run_id, phase_id, event.attempt);
+  event.content_hash = hash('sha256', contentText, 'hex');
+  return { ok: true, event, contentText };
 }
 
 export interface ItemResult {

@@ -1,10 +1,10 @@
 /** A dedicated, migrated database for a benchmark: on DATABASE_URL's server, or on an embedded server of its own. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startEmbeddedPostgres } from '../db/embedded.js';
 import { migrate } from '../db/migrate.js';
-import { dropDatabase, ensureDatabase } from '../db/pool.js';
+import { dropDatabase, ensureDatabase, type Pool } from '../db/pool.js';
 import { freePort } from './provision.js';
 
 export interface BenchDatabase {
@@ -38,4 +38,26 @@ export async function benchDatabase(prefix: string): Promise<BenchDatabase> {
       await stopServer();
     },
   };
+}
+
+/**
+ * CPU seconds used so far by the database server's processes, when they run on this machine (else undefined): the
+ * postmaster's own, its live children's, and those of the children that ended (which Linux adds to the postmaster's
+ * cutime/cstime when it reaps them), so a backend that exits between two readings takes nothing away.
+ */
+export async function serverCpuSeconds(pool: Pool): Promise<number | undefined> {
+  const { rows } = await pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  const fields = (pid: number | string) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  try {
+    const postmaster = fields(rows[0]!.pid)[1]!;
+    const own = fields(postmaster);
+    let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+    for (const child of readFileSync(`/proc/${postmaster}/task/${postmaster}/children`, 'utf8').trim().split(/\s+/)) {
+      const stat = fields(child);
+      ticks += Number(stat[11]) + Number(stat[12]);
+    }
+    return ticks / 100;
+  } catch {
+    return undefined; // another machine's server, or no /proc
+  }
 }

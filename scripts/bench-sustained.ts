@@ -12,17 +12,17 @@
  *      ingest.
  * The events of phases 2 and 3 happen over the last day; the tables are emptied between phases. Loopback only; it
  * stops by itself (the feed after --seconds, then the server and the fold loop). `--previous-fold` runs it all with
- * the fold of 1764300000000_analysis_rollups.sql (the faster fold's migration reverted), for comparison.
+ * the fold of 1764300000000_analysis_rollups.sql (the faster fold's migration reverted), for comparison; `--no-fold`
+ * feeds without folding (what ingestion alone costs the database).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runner } from 'node-pg-migrate';
 import { bulkStoreEvents, type RawItem } from '../db/events.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { foldPendingEvents, keepRollupsCurrent, pendingBacklog } from '../db/rollups.js';
-import { benchDatabase } from './bench-database.js';
+import { benchDatabase, serverCpuSeconds } from './bench-database.js';
 import { generateEvents } from './generate-events.js';
 import { freePort, PROJECT_ROOT, waitForPort } from './provision.js';
 
@@ -49,22 +49,6 @@ const FASTER_FOLD = 1_765_000_000_000;
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' ');
-
-/** CPU seconds used so far by the database server's processes, when they run on this machine (else undefined). */
-async function serverCpuSeconds(pool: Pool): Promise<number | undefined> {
-  const { rows } = await pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity');
-  let ticks = 0;
-  try {
-    const postmaster = Number(readFileSync(`/proc/${rows[0]!.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
-    for (const entry of readFileSync(`/proc/${postmaster}/task/${postmaster}/children`, 'utf8').trim().split(/\s+/)) {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      ticks += Number(stat[11]) + Number(stat[12]);
-    }
-  } catch {
-    return undefined; // another machine's server, or no /proc
-  }
-  return ticks / 100;
-}
 
 /** Phase 1: (b) then one fold of what it stored. */
 async function foldVersusBulk(pool: Pool) {
@@ -191,7 +175,7 @@ async function main() {
     await pool.query('VACUUM ANALYZE');
 
     const rate = RATE === 'max' ? maxRate : RATE;
-    console.log(`\nfeeding ${fmt(rate)} events/s for ${SECONDS} s, folding every 5 s as the worker does:\n`);
+    console.log(`\nfeeding ${fmt(rate)} events/s for ${SECONDS} s, ${args.includes('--no-fold') ? 'nothing folding' : 'folding every 5 s as the worker does'}:\n`);
     const columns = ['t (s)', 'accepted/s', 'p50 ms', 'p99 ms', 'pending', 'oldest (s)', 'folds', 'folded/s', 'folding %', 'load'];
     const rows: string[][] = [];
     const print = (row: string[]) => console.log(row.map((cell, i) => (i ? cell.padStart(columns[i]!.length + 2) : cell.padEnd(6))).join(''));
@@ -200,7 +184,9 @@ async function main() {
     let folds = { count: 0, events: 0, ms: 0 };
     let total = 0;
     const allLatencies: number[] = [];
+    const folding = !args.includes('--no-fold');
     stopFolding = keepRollupsCurrent(pool, {
+      everyMs: folding ? 5_000 : 2_147_483_647,
       onFold: (fold) => {
         folds.count++;
         folds.events += fold.events;

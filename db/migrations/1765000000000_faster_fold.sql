@@ -2,16 +2,19 @@
 -- A fold that keeps up with ingestion (issue 12). road_rollup_pending() computes exactly what the fold of
 -- 1764300000000_analysis_rollups.sql computed — the same rollup rows, whatever order events arrive in — with less work
 -- per event:
---   * the trigger notes the columns the fold reads along with the id, so the fold no longer looks every event up again;
+--   * the trigger notes the columns the fold reads along with the id, so the fold no longer looks every event up
+--     again: it takes them in one pass (DELETE … RETURNING) and keeps them in memory for all its parts;
 --   * rollup_runs remembers (by a 64-bit hash of the run id) which runs have folded events. A run it does not know is
 --     new: its contribution comes from the batch alone, with no re-read of its events and nothing to take back. Only a
 --     run it knows — or whose hash it shares with one it knows, which merely costs the exact path — is recounted from
---     all its stored events, its earlier contribution taken back as before;
+--     all its stored events, its earlier contribution taken back as before. rollup_commits does the same for the
+--     flaky tests of a commit;
 --   * per-run counts are hash aggregates (first and last hour of each run, run's phase, …) instead of sorts over every
 --     event: an entity seen in at most two consecutive hours — nearly all of them — needs nothing more; the few others
---     get the exact chain of their hours. Only the phases of runs with a retry are sorted (for the attempt before it);
+--     get the exact chain of their hours. Only the phases with a retry are sorted (for the attempt before it);
 --   * the token histogram keeps one row per phase and hour (bucket and count arrays) instead of one per bucket: a
---     sparse hour no longer writes a row per event. rollup_tokens remains, as a view, for the analysis.
+--     sparse hour no longer writes a row per event. rollup_tokens remains, as a view, for the analysis;
+--   * rows of hours a rollup has no row of yet are inserted without ON CONFLICT; hours come from date_bin (road_hour).
 
 ALTER TABLE rollup_pending
   ADD COLUMN run_id text,
@@ -76,16 +79,14 @@ $fn$;
 CREATE FUNCTION road_hour(at timestamptz) RETURNS timestamptz LANGUAGE sql IMMUTABLE PARALLEL SAFE
   RETURN CASE WHEN at >= '2000-01-01T00:00:00Z' THEN date_bin('1 hour', at, '2000-01-01T00:00:00Z') ELSE date_trunc('hour', at, 'UTC') END;
 
--- The pending events as the fold reads them: the stop reason ('(none)' when none was given) and the hour.
-CREATE VIEW road_fold_batch AS
-  SELECT event_id, run_id, phase_id, attempt, outcome, coalesce(stop_reason, '(none)') AS reason, road_hour(occurred_at) AS hour,
-         tokens_used, tests_failed, commit_sha, occurred_at
-  FROM rollup_pending;
-
 -- Folds every pending event into the rollups and returns how many there were. Call it in a REPEATABLE READ
 -- transaction, one caller at a time (db/rollups.ts takes a session advisory lock first): all its statements then see
--- one snapshot — the same pending events, which the last one deletes — so an event committed meanwhile is neither
--- counted as already folded nor taken: it stays pending.
+-- one snapshot, so an event committed meanwhile is neither counted as already folded nor taken: it stays pending.
+--
+-- One statement: the pending events are taken (deleted) in one pass and kept in memory for every part of the fold, so
+-- rollup_pending is read once however many dead rows it holds between two vacuums (under a steady stream, many: read
+-- once per part, it made the fold dearer than the previous one). The parts write disjoint rows; rollup_counts gets its
+-- 'test' family from the flaky tests and the others from the runs.
 --
 -- Rows of an hour that has no rows yet in a rollup (the usual case for a batch of new events) are inserted without
 -- looking for conflicts; only rows of hours already there go through INSERT … ON CONFLICT, which costs twice as much.
@@ -96,85 +97,85 @@ BEGIN
   IF current_setting('transaction_isolation') <> 'repeatable read' THEN
     RAISE EXCEPTION 'road_rollup_pending() must run in a REPEATABLE READ transaction';
   END IF;
-  SELECT count(*) INTO folded FROM rollup_pending;
-  IF folded = 0 THEN
+  IF NOT EXISTS (SELECT 1 FROM rollup_pending) THEN
     RETURN 0;
   END IF;
-  PERFORM set_config('work_mem', '256MB', true); -- the batch's hashes and sorts in memory (for this transaction only)
+  PERFORM set_config('work_mem', '256MB', true); -- the batch, its hashes and sorts in memory (for this transaction only)
   -- A fold lost in a crash is lost whole, its events still pending: no need to wait for the commit to reach the disk.
   PERFORM set_config('synchronous_commit', 'off', true);
-  -- The events folded before of the batch's runs that were: +1 and -1 each (see below). Usually none.
-  CREATE TEMP TABLE IF NOT EXISTS road_fold_earlier (
-    sign integer NOT NULL, event_id text NOT NULL, run_id text NOT NULL, phase_id text NOT NULL, attempt integer NOT NULL,
-    outcome phase_outcome NOT NULL, reason text NOT NULL, hour timestamptz NOT NULL
-  ) ON COMMIT DELETE ROWS;
 
-  -- EXECUTE plans each statement afresh, for this batch's size.
+  -- EXECUTE plans the statement afresh, for this batch's size.
   EXECUTE $q$
-  WITH batch AS MATERIALIZED (
+  WITH taken AS (
+    DELETE FROM rollup_pending
+    RETURNING event_id, run_id, phase_id, attempt, outcome, coalesce(stop_reason, '(none)') AS reason, road_hour(occurred_at) AS hour,
+              tokens_used, tests_failed, commit_sha, occurred_at
+  ),
+
+  -- Events and tokens per hour, phase, outcome and stop reason.
+  outcome_rows AS MATERIALIZED (
     SELECT hour, phase_id, outcome, reason, count(*) AS events, count(tokens_used) AS token_events, coalesce(sum(tokens_used), 0) AS tokens,
            min(occurred_at) AS first_at, max(occurred_at) AS last_at
-    FROM road_fold_batch GROUP BY 1, 2, 3, 4
+    FROM taken GROUP BY 1, 2, 3, 4
   ),
-  fresh AS MATERIALIZED (
-    SELECT hour FROM (SELECT DISTINCT hour FROM batch) h WHERE NOT EXISTS (SELECT 1 FROM rollup_outcomes r WHERE r.hour = h.hour)
+  outcome_fresh AS MATERIALIZED (
+    SELECT hour FROM (SELECT DISTINCT hour FROM outcome_rows) h WHERE NOT EXISTS (SELECT 1 FROM rollup_outcomes r WHERE r.hour = h.hour)
   ),
-  inserted AS (
+  outcomes_new AS (
     INSERT INTO rollup_outcomes (hour, phase_id, outcome, stop_reason, events, token_events, tokens, first_at, last_at)
-    SELECT * FROM batch WHERE hour IN (SELECT hour FROM fresh) ORDER BY hour, phase_id, outcome, reason
-  )
-  INSERT INTO rollup_outcomes AS r (hour, phase_id, outcome, stop_reason, events, token_events, tokens, first_at, last_at)
-  SELECT * FROM batch WHERE hour NOT IN (SELECT hour FROM fresh)
-  ON CONFLICT (hour, phase_id, outcome, stop_reason) DO UPDATE SET
-    events = r.events + excluded.events, token_events = r.token_events + excluded.token_events,
-    tokens = r.tokens + excluded.tokens, first_at = least(r.first_at, excluded.first_at), last_at = greatest(r.last_at, excluded.last_at)
-  $q$;
+    SELECT * FROM outcome_rows WHERE hour IN (SELECT hour FROM outcome_fresh) ORDER BY hour, phase_id, outcome, reason
+  ),
+  outcomes_more AS (
+    INSERT INTO rollup_outcomes AS r (hour, phase_id, outcome, stop_reason, events, token_events, tokens, first_at, last_at)
+    SELECT * FROM outcome_rows WHERE hour NOT IN (SELECT hour FROM outcome_fresh)
+    ON CONFLICT (hour, phase_id, outcome, stop_reason) DO UPDATE SET
+      events = r.events + excluded.events, token_events = r.token_events + excluded.token_events,
+      tokens = r.tokens + excluded.tokens, first_at = least(r.first_at, excluded.first_at), last_at = greatest(r.last_at, excluded.last_at)
+  ),
 
-  -- (the arrays in no particular order, but in the same one: sorting them cost a third of the statement)
-  EXECUTE $q$
-  INSERT INTO rollup_token_hours AS t (phase_id, hour, buckets, events)
-  SELECT phase_id, hour, array_agg(bucket), array_agg(n) FROM (
-    SELECT phase_id, hour, road_token_bucket(tokens_used) AS bucket, count(*) AS n
-    FROM road_fold_batch WHERE tokens_used IS NOT NULL GROUP BY 1, 2, 3
-  ) b GROUP BY 1, 2
-  ON CONFLICT (phase_id, hour) DO UPDATE SET (buckets, events) = (
-    SELECT array_agg(bucket), array_agg(n) FROM (
-      SELECT bucket, sum(n)::bigint AS n
-      FROM (SELECT * FROM unnest(t.buckets, t.events) UNION ALL SELECT * FROM unnest(excluded.buckets, excluded.events)) u(bucket, n)
-      GROUP BY bucket
-    ) m)
-  $q$;
+  -- The token histogram (its arrays in no particular order, but in the same one: sorting them cost a third of this).
+  tokens_added AS (
+    INSERT INTO rollup_token_hours AS t (phase_id, hour, buckets, events)
+    SELECT phase_id, hour, array_agg(bucket), array_agg(n) FROM (
+      SELECT phase_id, hour, road_token_bucket(tokens_used) AS bucket, count(*) AS n
+      FROM taken WHERE tokens_used IS NOT NULL GROUP BY 1, 2, 3
+    ) b GROUP BY 1, 2
+    ON CONFLICT (phase_id, hour) DO UPDATE SET (buckets, events) = (
+      SELECT array_agg(bucket), array_agg(n) FROM (
+        SELECT bucket, sum(n)::bigint AS n
+        FROM (SELECT * FROM unnest(t.buckets, t.events) UNION ALL SELECT * FROM unnest(excluded.buckets, excluded.events)) u(bucket, n)
+        GROUP BY bucket
+      ) m)
+  ),
 
   -- Flaky tests. Observations of each test that failed at a phase and commit: a failure when it is among the attempt's
   -- failed tests, a pass when the phase succeeded without it failing. Only commits where some test failed are looked
   -- at. A commit rollup_commits knows has folded events: its earlier events count -1 (what they contributed) and +1
   -- with the batch's (what they contribute now). Any other commit has only the batch's events.
-  EXECUTE $q$
-  WITH commits AS MATERIALIZED (
-    SELECT commit_sha, hashtextextended(commit_sha, 0) AS commit_key
-    FROM (SELECT DISTINCT commit_sha FROM road_fold_batch WHERE commit_sha IS NOT NULL) c
+  commits AS MATERIALIZED (
+    SELECT commit_sha, hashtextextended(commit_sha, 0) AS commit_key FROM (SELECT DISTINCT commit_sha FROM taken WHERE commit_sha IS NOT NULL) c
   ),
-  known AS MATERIALIZED (
+  known_commits AS MATERIALIZED (
     SELECT commit_sha FROM commits c WHERE EXISTS (SELECT 1 FROM rollup_commits k WHERE k.commit_key = c.commit_key)
   ),
-  added AS (
+  commits_added AS (
     INSERT INTO rollup_commits (commit_key)
-    SELECT DISTINCT commit_key FROM commits WHERE commit_sha NOT IN (SELECT commit_sha FROM known) ON CONFLICT DO NOTHING
+    SELECT DISTINCT commit_key FROM commits WHERE commit_sha NOT IN (SELECT commit_sha FROM known_commits) ON CONFLICT DO NOTHING
   ),
   -- the batch's events at a phase and commit where some test failed
   flagged AS MATERIALIZED (
-    SELECT b.* FROM road_fold_batch b
+    SELECT b.* FROM taken b
     WHERE EXISTS (SELECT 1 FROM phase_outcome_events f
                   WHERE f.commit_sha = b.commit_sha AND f.phase_id = b.phase_id AND f.outcome <> 'SUCCESS' AND f.tests_failed IS NOT NULL)
   ),
   commit_events AS MATERIALIZED (
     SELECT e.event_id, e.run_id, e.phase_id, e.commit_sha, e.outcome, e.tests_failed, e.occurred_at,
-           road_hour(e.occurred_at) AS hour, e.event_id = ANY (p.taken) AS is_new
-    FROM (SELECT commit_sha, phase_id, array_agg(event_id) AS taken FROM flagged WHERE commit_sha IN (SELECT commit_sha FROM known) GROUP BY 1, 2) p
+           road_hour(e.occurred_at) AS hour, e.event_id = ANY (p.ids) AS is_new
+    FROM (SELECT commit_sha, phase_id, array_agg(event_id) AS ids FROM flagged WHERE commit_sha IN (SELECT commit_sha FROM known_commits) GROUP BY 1, 2) p
     CROSS JOIN LATERAL (SELECT * FROM phase_outcome_events WHERE commit_sha = p.commit_sha AND phase_id = p.phase_id OFFSET 0) e
     UNION ALL
     SELECT event_id, run_id, phase_id, commit_sha, outcome, tests_failed, occurred_at, hour, true
-    FROM flagged WHERE commit_sha NOT IN (SELECT commit_sha FROM known)
+    FROM flagged WHERE commit_sha NOT IN (SELECT commit_sha FROM known_commits)
   ),
   c AS (
     SELECT 1 AS sign, * FROM commit_events
@@ -205,64 +206,59 @@ BEGIN
            coalesce(lag(hour_before) OVER (PARTITION BY phase_id COLLATE "C", commit_sha COLLATE "C", test_id COLLATE "C", sign ORDER BY seq), '-infinity') AS flip_before
     FROM flaky WHERE failed_before <> failed
   ),
-  contributions AS (
+  test_contributions AS (
     SELECT hour, phase_id, test_id, 'infinity'::timestamptz AS lo, '-infinity'::timestamptz AS hi,
            CASE WHEN failed THEN sign ELSE 0 END AS fails, CASE WHEN failed THEN 0 ELSE sign END AS passes, 0 AS flips, 0 AS commits
     FROM flaky
     UNION ALL SELECT hour, phase_id, test_id, lo, '-infinity', 0, 0, sign, 0 FROM flips
     UNION ALL SELECT hour, phase_id, test_id, lo, flip_before, 0, 0, 0, sign FROM flips
   ),
-  summed AS MATERIALIZED (
+  test_rows AS MATERIALIZED (
     SELECT hour, 'test' AS family, phase_id, test_id, lo, hi, 0 AS runs, 0 AS phase_runs, 0 AS failure_runs, 0 AS retries, 0 AS retry_runs,
            sum(fails) AS fails, sum(passes) AS passes, sum(flips) AS flips, sum(commits) AS commits
-    FROM contributions GROUP BY 1, 2, 3, 4, 5, 6 HAVING (sum(fails), sum(passes), sum(flips), sum(commits)) <> (0, 0, 0, 0)
+    FROM test_contributions GROUP BY 1, 2, 3, 4, 5, 6 HAVING (sum(fails), sum(passes), sum(flips), sum(commits)) <> (0, 0, 0, 0)
   ),
-  fresh AS MATERIALIZED (
-    SELECT hour FROM (SELECT DISTINCT hour FROM summed) h WHERE NOT EXISTS (SELECT 1 FROM rollup_counts r WHERE r.hour = h.hour AND r.family = 'test')
+  test_fresh AS MATERIALIZED (
+    SELECT hour FROM (SELECT DISTINCT hour FROM test_rows) h WHERE NOT EXISTS (SELECT 1 FROM rollup_counts r WHERE r.hour = h.hour AND r.family = 'test')
   ),
-  inserted AS (
-    INSERT INTO rollup_counts SELECT * FROM summed WHERE hour IN (SELECT hour FROM fresh) ORDER BY hour, phase_id, test_id, lo, hi
-  )
-  INSERT INTO rollup_counts AS r SELECT * FROM summed WHERE hour NOT IN (SELECT hour FROM fresh)
-  ON CONFLICT (hour, family, phase_id, detail, lo, hi) DO UPDATE SET
-    test_fails = r.test_fails + excluded.test_fails, test_passes = r.test_passes + excluded.test_passes,
-    flips = r.flips + excluded.flips, flaky_commits = r.flaky_commits + excluded.flaky_commits
-  $q$;
+  tests_new AS (
+    INSERT INTO rollup_counts SELECT * FROM test_rows WHERE hour IN (SELECT hour FROM test_fresh) ORDER BY hour, phase_id, test_id, lo, hi
+  ),
+  tests_more AS (
+    INSERT INTO rollup_counts AS r SELECT * FROM test_rows WHERE hour NOT IN (SELECT hour FROM test_fresh)
+    ON CONFLICT (hour, family, phase_id, detail, lo, hi) DO UPDATE SET
+      test_fails = r.test_fails + excluded.test_fails, test_passes = r.test_passes + excluded.test_passes,
+      flips = r.flips + excluded.flips, flaky_commits = r.flaky_commits + excluded.flaky_commits
+  ),
 
   -- Runs. A run rollup_runs knows has folded events (or shares its key with one that has): its earlier events count -1
   -- (what they contributed) and +1 with the batch's (what the run contributes now). Any other run is new.
-  EXECUTE $q$
-  WITH runs AS MATERIALIZED (
-    SELECT run_id, hashtextextended(run_id, 0) AS run_key FROM (SELECT DISTINCT run_id FROM road_fold_batch) b
+  runs AS MATERIALIZED (
+    SELECT run_id, hashtextextended(run_id, 0) AS run_key FROM (SELECT DISTINCT run_id FROM taken) b
   ),
-  known AS MATERIALIZED (
+  known_runs AS MATERIALIZED (
     SELECT run_id, run_key FROM runs WHERE EXISTS (SELECT 1 FROM rollup_runs k WHERE k.run_key = runs.run_key)
   ),
-  added AS (
+  runs_added AS (
     INSERT INTO rollup_runs (run_key)
-    SELECT DISTINCT run_key FROM runs WHERE run_key NOT IN (SELECT run_key FROM known) ON CONFLICT DO NOTHING
+    SELECT DISTINCT run_key FROM runs WHERE run_key NOT IN (SELECT run_key FROM known_runs) ON CONFLICT DO NOTHING
   ),
-  known_runs AS (
-    SELECT k.run_id, array_agg(b.event_id) AS taken FROM known k JOIN road_fold_batch b ON b.run_id = k.run_id GROUP BY 1
-  )
-  INSERT INTO road_fold_earlier (sign, event_id, run_id, phase_id, attempt, outcome, reason, hour)
-  SELECT s.sign, e.event_id, e.run_id, e.phase_id, e.attempt, e.outcome, coalesce(e.stop_reason, '(none)'), road_hour(e.occurred_at)
-  FROM known_runs k
-  CROSS JOIN LATERAL (SELECT * FROM phase_outcome_events WHERE run_id = k.run_id OFFSET 0) e
-  CROSS JOIN (VALUES (1), (-1)) s(sign)
-  WHERE e.event_id <> ALL (k.taken)
-  $q$;
-
+  earlier AS MATERIALIZED (
+    SELECT s.sign, e.event_id, e.run_id, e.phase_id, e.attempt, e.outcome, coalesce(e.stop_reason, '(none)') AS reason, road_hour(e.occurred_at) AS hour
+    FROM (SELECT run_id, array_agg(event_id) AS ids FROM taken WHERE run_id IN (SELECT run_id FROM known_runs) GROUP BY 1) k
+    CROSS JOIN LATERAL (SELECT * FROM phase_outcome_events WHERE run_id = k.run_id OFFSET 0) e
+    CROSS JOIN (VALUES (1), (-1)) s(sign)
+    WHERE e.event_id <> ALL (k.ids)
+  ),
+  ev AS NOT MATERIALIZED (
+    SELECT 1 AS sign, event_id, run_id, phase_id, attempt, outcome, reason, hour FROM taken
+    UNION ALL
+    SELECT sign, event_id, run_id, phase_id, attempt, outcome, reason, hour FROM earlier
+  ),
   -- Counts of runs, phases run, failures and retries. An entity (a run; a run's phase; a run's phase with a failure
   -- reason, or with the reason before a retry) counts once per hour it appears in, with hi = the previous such hour.
-  EXECUTE $q$
-  WITH ev AS MATERIALIZED (
-    SELECT 1 AS sign, event_id, run_id, phase_id, attempt, outcome, reason, hour FROM road_fold_batch
-    UNION ALL
-    SELECT sign, event_id, run_id, phase_id, attempt, outcome, reason, hour FROM road_fold_earlier
-  ),
-  -- a retry is filed under the stop reason of the run's previous attempt of the phase ('unknown' if none is stored);
-  -- only the phases with a retry are sorted
+  -- A retry is filed under the stop reason of the run's previous attempt of the phase ('unknown' if none is stored);
+  -- only the phases with a retry are sorted.
   retries AS MATERIALIZED (
     SELECT sign, run_id, phase_id, hour, before FROM (
       SELECT e.sign, e.run_id, e.phase_id, e.hour, e.attempt,
@@ -302,37 +298,37 @@ BEGIN
       WHERE w.kind = 5
     ) h
   ),
-  contributions AS (
+  run_contributions AS (
     SELECT first AS hour, kind, phase_id, detail, '-infinity'::timestamptz AS hi, n FROM spans WHERE run_id IS NULL
     UNION ALL SELECT last, kind, phase_id, detail, first, n FROM spans WHERE last > first
     UNION ALL SELECT hour, kind, phase_id, detail, hi, sign FROM chained
     UNION ALL SELECT hour, 4, phase_id, before, '-infinity', sign FROM retries
   ),
-  summed AS MATERIALIZED (
-    SELECT hour, CASE WHEN kind <= 2 THEN 'run' ELSE 'reason' END AS family, phase_id, detail, 'infinity'::timestamptz AS lo, hi,
-           coalesce(sum(n) FILTER (WHERE kind = 1), 0) AS runs, coalesce(sum(n) FILTER (WHERE kind = 2), 0) AS phase_runs,
-           coalesce(sum(n) FILTER (WHERE kind = 3), 0) AS failure_runs, coalesce(sum(n) FILTER (WHERE kind = 4), 0) AS retries,
-           coalesce(sum(n) FILTER (WHERE kind = 5), 0) AS retry_runs, 0 AS test_fails, 0 AS test_passes, 0 AS flips, 0 AS flaky_commits
-    FROM contributions GROUP BY 1, 2, 3, 4, 6
+  run_rows AS MATERIALIZED (
+    SELECT * FROM (
+      SELECT hour, CASE WHEN kind <= 2 THEN 'run' ELSE 'reason' END AS family, phase_id, detail, 'infinity'::timestamptz AS lo, hi,
+             coalesce(sum(n) FILTER (WHERE kind = 1), 0) AS runs, coalesce(sum(n) FILTER (WHERE kind = 2), 0) AS phase_runs,
+             coalesce(sum(n) FILTER (WHERE kind = 3), 0) AS failure_runs, coalesce(sum(n) FILTER (WHERE kind = 4), 0) AS retries,
+             coalesce(sum(n) FILTER (WHERE kind = 5), 0) AS retry_runs, 0 AS test_fails, 0 AS test_passes, 0 AS flips, 0 AS flaky_commits
+      FROM run_contributions GROUP BY 1, 2, 3, 4, 6
+    ) s WHERE (runs, phase_runs, failure_runs, retries, retry_runs) <> (0, 0, 0, 0, 0)
   ),
-  fresh AS MATERIALIZED (
-    SELECT hour, family FROM (SELECT DISTINCT hour, family FROM summed) h
+  run_fresh AS MATERIALIZED (
+    SELECT hour, family FROM (SELECT DISTINCT hour, family FROM run_rows) h
     WHERE NOT EXISTS (SELECT 1 FROM rollup_counts r WHERE r.hour = h.hour AND r.family = h.family)
   ),
-  nonzero AS (
-    SELECT * FROM summed WHERE (runs, phase_runs, failure_runs, retries, retry_runs) <> (0, 0, 0, 0, 0)
-  ),
-  inserted AS (
-    INSERT INTO rollup_counts SELECT * FROM nonzero WHERE (hour, family) IN (SELECT hour, family FROM fresh)
+  runs_new AS (
+    INSERT INTO rollup_counts SELECT * FROM run_rows WHERE (hour, family) IN (SELECT hour, family FROM run_fresh)
     ORDER BY hour, family, phase_id, detail, hi
+  ),
+  runs_more AS (
+    INSERT INTO rollup_counts AS r SELECT * FROM run_rows WHERE (hour, family) NOT IN (SELECT hour, family FROM run_fresh)
+    ON CONFLICT (hour, family, phase_id, detail, lo, hi) DO UPDATE SET
+      runs = r.runs + excluded.runs, phase_runs = r.phase_runs + excluded.phase_runs, failure_runs = r.failure_runs + excluded.failure_runs,
+      retries = r.retries + excluded.retries, retry_runs = r.retry_runs + excluded.retry_runs
   )
-  INSERT INTO rollup_counts AS r SELECT * FROM nonzero WHERE (hour, family) NOT IN (SELECT hour, family FROM fresh)
-  ON CONFLICT (hour, family, phase_id, detail, lo, hi) DO UPDATE SET
-    runs = r.runs + excluded.runs, phase_runs = r.phase_runs + excluded.phase_runs, failure_runs = r.failure_runs + excluded.failure_runs,
-    retries = r.retries + excluded.retries, retry_runs = r.retry_runs + excluded.retry_runs
-  $q$;
-
-  DELETE FROM rollup_pending;
+  SELECT count(*) FROM taken
+  $q$ INTO folded;
   RETURN folded;
 END
 $fn$;
@@ -363,7 +359,6 @@ BEGIN
 END
 $fn$;
 DROP FUNCTION road_rollup_pending();
-DROP VIEW road_fold_batch;
 DROP FUNCTION road_hour(timestamptz);
 ALTER TABLE rollup_pending DROP COLUMN run_id, DROP COLUMN phase_id, DROP COLUMN attempt, DROP COLUMN outcome,
   DROP COLUMN stop_reason, DROP COLUMN tokens_used, DROP COLUMN tests_failed, DROP COLUMN commit_sha, DROP COLUMN occurred_at;
