@@ -2,7 +2,8 @@
  * Storing phase-outcome events exactly once. Every write — a request's batch (≤ 1,000: the HTTP API, the recorder,
  * `road record`) or a stream's chunk (`road import`) — goes through `writeChunk`, one transaction that judges each
  * event: new → accepted, same id and content as stored → duplicate, same id and other content → conflict.
- * COPY alone cannot deduplicate: the stored ids of the chunk are looked up first and only new events are COPYed;
+ * COPY alone cannot deduplicate: a chunk is COPYed straight in (the usual chunk has only new events); when one of its
+ * ids is stored already, that is undone, the stored ids of the chunk are looked up and only new events are COPYed;
  * if a concurrent writer stores one of them meanwhile, the chunk falls back to COPY into a staging table and
  * INSERT … SELECT … ON CONFLICT DO NOTHING, which judges every row whatever runs beside it.
  */
@@ -124,56 +125,74 @@ export interface RawItem {
 export interface BulkOptions {
   /** Events per COPY + INSERT transaction (default 20,000). A chunk is committed as a whole. */
   chunkSize?: number;
+  /**
+   * Chunks in the database at once, each on its own connection (default 2: PostgreSQL's work on a chunk is most of
+   * the cost, and one backend uses one core). A chunk that shares an event id with one still being written waits
+   * for it, so the first occurrence of an id in the input is the one judged first, as if written one by one.
+   */
+  concurrency?: number;
   /** Called once per committed chunk with its results (invalid items included), in input order. */
   onChunk?: (results: ItemResult[]) => void | Promise<void>;
 }
 
 /**
- * Streams items into the events table through COPY. Memory stays flat in the input's length: one chunk is validated
- * while the previous one is written, and nothing else is kept.
+ * Streams items into the events table through COPY. Memory stays flat in the input's length: the next chunk is
+ * validated while the previous ones are written, and nothing else is kept.
  */
 export async function bulkStoreEvents(pool: Pool, items: AsyncIterable<RawItem> | Iterable<RawItem>, options: BulkOptions = {}): Promise<void> {
   const chunkSize = options.chunkSize ?? 20_000;
-  await withClient(pool, async (client) => {
-    let writing: Promise<void> = Promise.resolve();
-    let invalid: ItemResult[] = [];
-    let valid: Judged[] = [];
-    const flush = async () => {
-      const chunk = { invalid, valid };
-      invalid = [];
-      valid = [];
-      await writing; // one chunk in the database while the next is validated
-      writing = writeChunk(client, chunk.valid).then(async (stored) => {
-        await options.onChunk?.([...chunk.invalid, ...stored].sort((a, b) => a.index - b.index));
-      });
-      writing.catch(() => undefined); // a failure surfaces at the next `await writing`, not as an unhandled rejection
-    };
-    try {
-      for await (const item of items) {
-        if (item.parseError !== undefined) invalid.push({ index: item.index, status: 'invalid', message: item.parseError });
-        else {
-          const checked = validateEvent(item.value);
-          if (checked.ok) valid.push({ index: item.index, event: checked.event, contentText: checked.contentText });
-          else invalid.push({ index: item.index, status: 'invalid', message: checked.message });
-        }
-        const pending = valid.length + invalid.length;
-        if (pending >= chunkSize) await flush();
-        // Validation is synchronous; yielding now and then lets the previous chunk's COPY stream to PostgreSQL
-        // meanwhile, so the database and this process work in parallel (on a synchronous source they would take turns).
-        else if (pending % 64 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-      }
-      if (valid.length + invalid.length) await flush();
-    } finally {
-      await writing.catch(() => undefined); // the connection is not released while a chunk is still being written
+  const concurrency = Math.max(1, options.concurrency ?? 2);
+  const inFlight: Array<{ ids: Set<string>; written: Promise<unknown> }> = [];
+  let delivered: Promise<void> = Promise.resolve(); // onChunk calls, one after another in input order
+  let failure: { error: unknown } | undefined;
+  let invalid: ItemResult[] = [];
+  let valid: Judged[] = [];
+  const flush = async () => {
+    const chunk = { invalid, valid };
+    invalid = [];
+    valid = [];
+    const ids = new Set(chunk.valid.map((item) => item.event.event_id));
+    // Room for one more, and no id shared with a chunk still being written.
+    while (inFlight.length >= concurrency || inFlight.some((other) => [...ids].some((id) => other.ids.has(id)))) {
+      await Promise.race(inFlight.map((other) => other.written));
     }
-    await writing;
-  });
+    if (failure) throw failure.error;
+    const written = withClient(pool, (client) => writeChunk(client, chunk.valid));
+    const entry = { ids, written: written.then(() => undefined, () => undefined) };
+    inFlight.push(entry);
+    void entry.written.then(() => inFlight.splice(inFlight.indexOf(entry), 1));
+    delivered = delivered.then(async () => {
+      const stored = await written;
+      await options.onChunk?.([...chunk.invalid, ...stored].sort((a, b) => a.index - b.index));
+    });
+    delivered.catch((error: unknown) => (failure ??= { error })); // surfaces at the next flush or at the end
+  };
+  try {
+    for await (const item of items) {
+      if (item.parseError !== undefined) invalid.push({ index: item.index, status: 'invalid', message: item.parseError });
+      else {
+        const checked = validateEvent(item.value);
+        if (checked.ok) valid.push({ index: item.index, event: checked.event, contentText: checked.contentText });
+        else invalid.push({ index: item.index, status: 'invalid', message: checked.message });
+      }
+      const pending = valid.length + invalid.length;
+      if (pending >= chunkSize) await flush();
+      // Validation is synchronous; yielding now and then lets the chunks being written stream to PostgreSQL
+      // meanwhile, so the database and this process work in parallel (on a synchronous source they would take turns).
+      else if (pending % 64 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    if (valid.length + invalid.length) await flush();
+  } finally {
+    // No connection is left writing, whatever happened.
+    await Promise.all(inFlight.map((entry) => entry.written));
+  }
+  await delivered;
 }
 
 /**
- * One chunk, one transaction. The fast path looks up which ids are already stored and COPYs the new events straight
- * into the table; if a concurrent writer stored one of them meanwhile (unique violation), the chunk falls back to
- * COPY into staging + INSERT … ON CONFLICT DO NOTHING, which judges every row whatever runs beside it.
+ * One chunk, one transaction, judged by storeFirsts: COPY straight in; else look up which ids are stored and COPY the
+ * new events; else (a concurrent writer stored one of them meanwhile) COPY into staging + INSERT … ON CONFLICT DO
+ * NOTHING, which judges every row whatever runs beside it.
  * If PostgreSQL refuses a row anyway (a CHECK, an encoding error: the validator and the database disagree), only
  * that event comes back invalid — see storeJudging — and the rest of the chunk is stored.
  */
@@ -217,9 +236,28 @@ async function writeChunk(client: PoolClient, valid: Judged[]): Promise<ItemResu
   });
 }
 
-/** Stores the first occurrence of each id; returns the rows not inserted (already stored) and the refused ones (ord → message). */
+/**
+ * Stores the first occurrence of each id; returns the rows not inserted (already stored) and the refused ones (ord →
+ * message). Usually none of a chunk's ids is stored yet, so the chunk is first COPYed straight in without looking
+ * (the look-up cost PostgreSQL about 2 µs per event); a unique violation — an id stored before, or by a concurrent
+ * writer meanwhile — undoes that and the chunk takes the judging paths below.
+ */
 async function storeFirsts(client: PoolClient, firsts: Judged[]): Promise<{ notInserted: NotInserted[]; refused: Map<number, string> }> {
   const ids = firsts.map(({ event }) => event.event_id);
+  // Rows in event_id order: concurrent chunks then take their row locks in one order and cannot deadlock.
+  const inIdOrder = (rows: Array<{ ord: number; line: string }>) => rows.sort((a, b) => (ids[a.ord]! < ids[b.ord]! ? -1 : 1));
+  const lines = firsts.map(({ event, contentText }) => copyLine(undefined, event, contentText));
+  const write = (rows: Array<{ ord: number; line: string }>) => copyRows(client, `phase_outcome_events (${COLUMN_LIST})`, rows.map((r) => r.line));
+  const refused = new Map<number, string>();
+  await client.query('SAVEPOINT direct_copy');
+  try {
+    for (const [ord, message] of await storeJudging(client, 'direct_copy', inIdOrder(lines.map((line, ord) => ({ ord, line }))), write)) refused.set(ord, message);
+    return { notInserted: [], refused };
+  } catch (error) {
+    if ((error as { code?: string }).code !== '23505') throw error; // unique_violation: an id is stored already
+    await client.query('ROLLBACK TO SAVEPOINT direct_copy');
+    refused.clear();
+  }
   const { rows: stored } = await client.query<{ event_id: string; content_hash: string }>(
     'SELECT event_id, content_hash FROM phase_outcome_events WHERE event_id = ANY($1::text[])',
     [ids],
@@ -227,20 +265,14 @@ async function storeFirsts(client: PoolClient, firsts: Judged[]): Promise<{ notI
   const storedHash = new Map(stored.map((row) => [row.event_id, row.content_hash]));
   const notInserted: NotInserted[] = [];
   const fresh: Array<{ ord: number; line: string }> = [];
-  firsts.forEach(({ event, contentText }, ord) => {
+  firsts.forEach(({ event }, ord) => {
     const hash = storedHash.get(event.event_id);
-    if (hash === undefined) fresh.push({ ord, line: copyLine(undefined, event, contentText) });
+    if (hash === undefined) fresh.push({ ord, line: lines[ord]! });
     else notInserted.push({ ord, event_id: event.event_id, stored_hash: hash });
   });
-  // Rows in event_id order: concurrent chunks then take their row locks in one order and cannot deadlock.
-  fresh.sort((a, b) => (ids[a.ord]! < ids[b.ord]! ? -1 : 1));
-  const refused = new Map<number, string>();
   await client.query('SAVEPOINT direct_copy');
   try {
-    const write = (rows: typeof fresh) => copyRows(client, `phase_outcome_events (${COLUMN_LIST})`, rows.map((r) => r.line));
-    for (const [ord, message] of await storeJudging(client, 'direct_copy', fresh, write)) {
-      refused.set(ord, message);
-    }
+    for (const [ord, message] of await storeJudging(client, 'direct_copy', inIdOrder(fresh), write)) refused.set(ord, message);
     return { notInserted, refused };
   } catch (error) {
     if ((error as { code?: string }).code !== '23505') throw error; // unique_violation: a concurrent writer won

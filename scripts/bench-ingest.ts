@@ -3,7 +3,8 @@
  * server, so the ratios compare like with like:
  *   (a) raw COPY of the generated events into an unconstrained table — this machine's ceiling;
  *   (b) the library's bulk path (validation, content hashes, COPY into staging, INSERT … ON CONFLICT, verdicts);
- *   (c) the HTTP API (`road serve` in its own process), batches of 1,000 over loopback.
+ *   (c) the HTTP API (`road serve` in its own process), batches of 1,000 over loopback, timed from the first request
+ *       to the last answer (not the server's start).
  * Prints events/s, b/a and c/a, peak RSS (with RSS at each quarter of (b), to show memory is flat in N) and the CPU
  * each path costs per event: this process, the API's server, and PostgreSQL's (when it runs on this machine).
  * `--only b` or `--only c` runs just that path (e.g. under `node --cpu-prof`); ratios then need (a) and are left out.
@@ -113,6 +114,12 @@ async function bulkPath(pool: Pool, progress: (done: number) => void) {
   return counts;
 }
 
+/** utime + stime of a process on this machine, in seconds (clock ticks are 1/100 s on Linux). */
+function serverCpu(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(stat[11]) + Number(stat[12])) / 100;
+}
+
 /**
  * (c) `road serve` in its own process; this process posts JSON batches of 1,000 with a few requests in flight.
  * `scrapeEveryMs`: GET /metrics at that interval meanwhile, as Prometheus would.
@@ -139,6 +146,9 @@ async function httpPath(databaseUrl: string, progress: (done: number) => void, s
         });
       }, scrapeEveryMs);
     }
+    // From the first request on: the server's start (loading its modules) is not the API's speed.
+    const startCpu = serverCpu(server.pid!);
+    const started = performance.now();
     const counts = { accepted: 0, duplicate: 0, conflict: 0, invalid: 0 };
     const events = generateEvents(N)[Symbol.iterator]();
     let done = 0;
@@ -161,11 +171,9 @@ async function httpPath(databaseUrl: string, progress: (done: number) => void, s
       }
     };
     await Promise.all(Array.from({ length: HTTP_CONCURRENCY }, worker));
+    const seconds = (performance.now() - started) / 1000;
     const serverPeak = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
-    // utime + stime of the server process, in clock ticks (100 per second on Linux).
-    const stat = readFileSync(`/proc/${server.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    const serverCpuSeconds = (Number(stat[11]) + Number(stat[12])) / 100;
-    return { counts, serverPeak, serverCpuSeconds, scrapes };
+    return { counts, serverPeak, serverCpuSeconds: serverCpu(server.pid!) - startCpu, scrapes, seconds };
   } finally {
     clearInterval(scraper);
     server.kill('SIGTERM');
@@ -185,7 +193,7 @@ async function metricsCost(pool: Pool, databaseUrl: string) {
       const label = `(c) HTTP, metrics ${metrics ? `on, scraped every ${scrapeEveryMs} ms` : 'off'}`;
       const run = await measured(label, (p) => httpPath(databaseUrl, p, metrics ? {} : { ROAD_METRICS: 'off' }, metrics ? scrapeEveryMs : undefined));
       if (run.value.counts.accepted !== N) throw new Error(`expected ${N} accepted, got ${run.value.counts.accepted}`);
-      runs.push({ metrics, rate: run.rate, serverCpuUs: (run.value.serverCpuSeconds / N) * 1e6, scrapes: run.value.scrapes });
+      runs.push({ metrics, rate: N / run.value.seconds, serverCpuUs: (run.value.serverCpuSeconds / N) * 1e6, scrapes: run.value.scrapes });
     }
   }
   const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / values.length;
@@ -219,7 +227,7 @@ async function main() {
     }
     if (only === 'c') {
       const c = await measured(`(c) HTTP, batches of ${HTTP_BATCH}, ${HTTP_CONCURRENCY} in flight`, (p) => httpPath(databaseUrl, p), pool);
-      console.log(`(c) ${fmt(c.rate)} events/s; CPU per event ${us(c.cpuSeconds)} client + ${us(c.value.serverCpuSeconds)} server + ${pgUs(c)} PostgreSQL; ${fmt(c.value.counts.accepted)} accepted`);
+      console.log(`(c) ${fmt(N / c.value.seconds)} events/s; CPU per event ${us(c.cpuSeconds)} client + ${us(c.value.serverCpuSeconds)} server + ${pgUs(c)} PostgreSQL; ${fmt(c.value.counts.accepted)} accepted`);
       return;
     }
     const a = await measured('(a) raw COPY, unconstrained table', (p) => rawCopy(pool, p), pool);
@@ -227,6 +235,7 @@ async function main() {
     await pool.query('TRUNCATE phase_outcome_events; DROP TABLE bench_raw');
     await pool.query('VACUUM ANALYZE'); // (c) starts from the same empty table and settled server as (b)
     const c = await measured(`(c) HTTP, batches of ${HTTP_BATCH}, ${HTTP_CONCURRENCY} in flight`, (p) => httpPath(databaseUrl, p), pool);
+    c.rate = N / c.value.seconds; // from the first request to the last answer
     const stored = Number((await pool.query('SELECT count(*) FROM phase_outcome_events')).rows[0].count);
 
     const rows = [
