@@ -228,6 +228,45 @@ describe('the bulk path (COPY into staging, then INSERT … ON CONFLICT)', () =>
       await stored.drop();
     }
   });
+
+  it('writes two chunks at once, yet the first occurrence of an id in the input wins, and results come in input order', async () => {
+    // 40 chunks of 50: each chunk but the first starts with other content under an id of the chunk before it (which
+    // must wait for that chunk), and every fourth chunk shares no id with its neighbours (which need not).
+    const input: Array<Record<string, unknown>> = [];
+    const first = new Map<string, number>(); // id → tokens_used of its first occurrence
+    for (let c = 0; c < 40; c++) {
+      for (let i = 0; i < 50; i++) {
+        const repeat = c % 4 !== 0 && c > 0 && i === 0;
+        const id = repeat ? `two-${c - 1}-49` : `two-${c}-${i}`;
+        const tokens = c * 1000 + i;
+        input.push(event({ event_id: id, run_id: `two-run-${c}`, tokens_used: tokens }));
+        if (!first.has(id)) first.set(id, tokens);
+      }
+    }
+    const target = await createTestDatabase();
+    const pool = createPool(target.url, 4);
+    try {
+      const calls: number[][] = [];
+      const tally = summarize([]);
+      await bulkStoreEvents(pool, input.map((value, index) => ({ index, value })), {
+        chunkSize: 50,
+        onChunk: (results) => {
+          calls.push(results.map((r) => r.index));
+          summarize(results, tally);
+        },
+      });
+      // Two connections were used, and every result came once, in input order.
+      expect(pool.totalCount).toBe(2);
+      expect(calls.flat()).toEqual(input.map((_, i) => i));
+      expect(calls).toHaveLength(40);
+      expect(tally).toEqual({ accepted: first.size, duplicate: 0, conflict: input.length - first.size, invalid: 0 });
+      const { rows } = await pool.query<{ event_id: string; tokens_used: string }>('SELECT event_id, tokens_used FROM phase_outcome_events');
+      expect(new Map(rows.map((r) => [r.event_id, Number(r.tokens_used)]))).toEqual(first);
+    } finally {
+      await pool.end();
+      await target.drop();
+    }
+  });
 });
 
 function chunks<T>(items: T[], size: number): T[][] {
