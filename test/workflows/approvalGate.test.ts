@@ -9,6 +9,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities, type RecordDecisionAttemptInput } from '../../activities/index.js';
 import { auditTrail, latestApprovalForTask } from '../../db/approvals.js';
@@ -19,7 +20,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { bundleWorkflows, timeSkippingEnv } from '../helpers/temporal.js';
 
 const DAY_MS = 86_400_000;
-const FIXTURES = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'fixtures', 'histories');
+const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'histories');
 
 let env: TestWorkflowEnvironment;
 let db: TestDatabase;

@@ -9,6 +9,7 @@ import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { disposeReplayWorktrees } from '../../activities/replay.js';
@@ -30,7 +31,7 @@ import { createTargetRepo, type TargetRepo } from '../helpers/targetRepo.js';
 import { bundleWorkflows, timeSkippingEnv } from '../helpers/temporal.js';
 
 const DAY_MS = 86_400_000;
-const FIXTURES = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'fixtures', 'histories');
+const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'histories');
 const CASES = ['run-1', 'run-2', 'run-3'];
 const REPEATS = 2;
 

@@ -10,6 +10,7 @@ import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
 import { disposeReplayWorktrees } from '../../activities/replay.js';
@@ -23,7 +24,7 @@ import { createTargetRepo, type TargetRepo } from '../helpers/targetRepo.js';
 import { bundleWorkflows, timeSkippingEnv } from '../helpers/temporal.js';
 
 const DAY_MS = 86_400_000;
-const FIXTURES = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'fixtures', 'histories');
+const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'histories');
 /** Three failure modes of phase "build", each behind its own file; counts differ so the ranking is fixed. */
 const FAILURES = [
   { key: 'a', reason: 'schema_drift', runs: 6 },
