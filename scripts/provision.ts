@@ -204,13 +204,38 @@ export async function measureTestServerStart(wrapper: string): Promise<number> {
 
 // ---------------------------------------------------------------- helpers
 
+/**
+ * A port that is free now, for a server that will listen on it shortly. Chosen at random below the kernel's
+ * ephemeral range (Linux: /proc/sys/net/ipv4/ip_local_port_range), never by listen(0): a port the kernel hands out
+ * — to listen(0), and as the local end of every outgoing connection — can be taken by anything between this check and
+ * its use, and with many processes connecting meanwhile (the test suite) it was: a dev server found its UI port taken.
+ */
 export async function freePort(): Promise<number> {
+  let ephemeralFrom = 32_768;
+  try {
+    ephemeralFrom = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || ephemeralFrom;
+  } catch {
+    // not Linux: 32768 is below the BSD and Windows ranges too
+  }
+  const from = 10_000;
+  for (let attempt = 0; attempt < 100 && ephemeralFrom > from + 1000; attempt++) {
+    const port = from + Math.floor(Math.random() * (ephemeralFrom - from));
+    if (await canListen(port)) return port;
+  }
+  return listen(0); // a machine whose ephemeral range starts low: the kernel's choice
+}
+
+/** Whether a server could listen on `port` (127.0.0.1) now. */
+const canListen = (port: number) => listen(port).then(() => true, () => false);
+
+/** Listens on `port` (0: any) of 127.0.0.1, closes, and returns the port. */
+function listen(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
+    server.listen(port, '127.0.0.1', () => {
+      const { port: bound } = server.address() as net.AddressInfo;
+      server.close(() => resolve(bound));
     });
   });
 }
