@@ -153,7 +153,11 @@ export async function bulkStoreEvents(pool: Pool, items: AsyncIterable<RawItem> 
     valid = [];
     const ids = new Set(chunk.valid.map((item) => item.event.event_id));
     // Room for one more, and no id shared with a chunk still being written.
-    while (inFlight.length >= concurrency || inFlight.some((other) => [...ids].some((id) => other.ids.has(id)))) {
+    const sharesAnId = (other: { ids: Set<string> }) => {
+      for (const id of ids) if (other.ids.has(id)) return true;
+      return false;
+    };
+    while (inFlight.length >= concurrency || inFlight.some(sharesAnId)) {
       await Promise.race(inFlight.map((other) => other.written));
     }
     if (failure) throw failure.error;
@@ -248,16 +252,20 @@ async function storeFirsts(client: PoolClient, firsts: Judged[]): Promise<{ notI
   const inIdOrder = (rows: Array<{ ord: number; line: string }>) => rows.sort((a, b) => (ids[a.ord]! < ids[b.ord]! ? -1 : 1));
   const lines = firsts.map(({ event, contentText }) => copyLine(undefined, event, contentText));
   const write = (rows: Array<{ ord: number; line: string }>) => copyRows(client, `phase_outcome_events (${COLUMN_LIST})`, rows.map((r) => r.line));
-  const refused = new Map<number, string>();
-  await client.query('SAVEPOINT direct_copy');
-  try {
-    for (const [ord, message] of await storeJudging(client, 'direct_copy', inIdOrder(lines.map((line, ord) => ({ ord, line }))), write)) refused.set(ord, message);
-    return { notInserted: [], refused };
-  } catch (error) {
-    if ((error as { code?: string }).code !== '23505') throw error; // unique_violation: an id is stored already
-    await client.query('ROLLBACK TO SAVEPOINT direct_copy');
-    refused.clear();
-  }
+  /** COPYs `rows` straight into the table: the refused ones, or undefined (undone) when one of their ids is stored. */
+  const copyDirect = async (rows: Array<{ ord: number; line: string }>) => {
+    await client.query('SAVEPOINT direct_copy');
+    try {
+      return await storeJudging(client, 'direct_copy', inIdOrder(rows), write);
+    } catch (error) {
+      if ((error as { code?: string }).code !== '23505') throw error; // unique_violation
+      await client.query('ROLLBACK TO SAVEPOINT direct_copy');
+      return undefined;
+    }
+  };
+  const all = await copyDirect(lines.map((line, ord) => ({ ord, line })));
+  if (all) return { notInserted: [], refused: all };
+  // An id is stored already: store only the others.
   const { rows: stored } = await client.query<{ event_id: string; content_hash: string }>(
     'SELECT event_id, content_hash FROM phase_outcome_events WHERE event_id = ANY($1::text[])',
     [ids],
@@ -270,16 +278,11 @@ async function storeFirsts(client: PoolClient, firsts: Judged[]): Promise<{ notI
     if (hash === undefined) fresh.push({ ord, line: lines[ord]! });
     else notInserted.push({ ord, event_id: event.event_id, stored_hash: hash });
   });
-  await client.query('SAVEPOINT direct_copy');
-  try {
-    for (const [ord, message] of await storeJudging(client, 'direct_copy', inIdOrder(fresh), write)) refused.set(ord, message);
-    return { notInserted, refused };
-  } catch (error) {
-    if ((error as { code?: string }).code !== '23505') throw error; // unique_violation: a concurrent writer won
-    await client.query('ROLLBACK TO SAVEPOINT direct_copy');
-  }
+  const others = await copyDirect(fresh);
+  if (others) return { notInserted, refused: others };
+  // A concurrent writer stored one of them meanwhile.
+  const refused = new Map<number, string>();
   // The fallback judges every row whatever runs beside it: staging, then INSERT … ON CONFLICT DO NOTHING.
-  refused.clear();
   await client.query(`CREATE TEMP TABLE IF NOT EXISTS road_event_staging (${STAGING_COLUMNS}) ON COMMIT DELETE ROWS`);
   await client.query('DELETE FROM road_event_staging'); // an earlier round of this transaction may have left rows
   const staged = firsts.map(({ event, contentText }, ord) => ({ ord, line: copyLine(ord, event, contentText) }));

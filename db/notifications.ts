@@ -4,24 +4,6 @@ import type { NotifyEvent } from '../domain/notify.js';
 
 export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
 
-export interface DeliveryRow {
-  deliveryId: string;
-  sourceKey: string;
-  target: string;
-  event: NotifyEvent;
-  taskId: string | null;
-  fingerprints: string[];
-  /** The body exactly as stored and sent. */
-  body: string;
-  status: DeliveryStatus;
-  attempts: number;
-  lastStatusCode: number | null;
-  lastError: string | null;
-  createdAt: Date;
-  updatedAt: Date;
-  deliveredAt: Date | null;
-}
-
 export interface NewDelivery {
   deliveryId: string;
   sourceKey: string;
@@ -31,6 +13,17 @@ export interface NewDelivery {
   fingerprints: string[];
   /** JSON text of an object; stored as it is. */
   body: string;
+}
+
+/** A delivery as stored; its body exactly as stored and sent. */
+export interface DeliveryRow extends NewDelivery {
+  status: DeliveryStatus;
+  attempts: number;
+  lastStatusCode: number | null;
+  lastError: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  deliveredAt: Date | null;
 }
 
 const COLUMNS = `delivery_id AS "deliveryId", source_key AS "sourceKey", target, event, task_id AS "taskId", fingerprints, body::text AS body,

@@ -584,8 +584,6 @@ const PLAIN_TEXT = /^[\x20-\x5b\x5d-\x7e]*$/;
 // …and without the double quote: as is inside an array literal's quotes and inside a JSON string.
 const PLAIN_ITEM = /^[\x20\x21\x23-\x5b\x5d-\x7e]+$/;
 const PLAIN_KEY = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
-// A path that normalisation leaves alone (telemetry.ts NEEDS_NORMALIZING, which also catches absolute paths).
-const NORMALIZABLE = /\/\/|(^|\/)\.{1,2}(\/|$)|^\/|^[A-Za-z]:/;
 const LOWER_HEX_SHA = new RegExp(`^[0-9a-f]{${LIMITS.commitShaMinChars},${LIMITS.commitShaMaxChars}}$`);
 const OUTCOME = new Set<string>(OUTCOMES);
 
@@ -606,7 +604,7 @@ function listLiteral(value: unknown, maxItems: number, maxBytes: number, paths: 
   let literal = '{';
   for (let i = 0; i < value.length; i++) {
     const item: unknown = value[i];
-    if (typeof item !== 'string' || item.length > maxBytes || !PLAIN_ITEM.test(item) || (paths && NORMALIZABLE.test(item))) return undefined;
+    if (typeof item !== 'string' || item.length > maxBytes || !PLAIN_ITEM.test(item) || (paths && NEEDS_NORMALIZING.test(item))) return undefined;
     literal += (i ? ',"' : '"') + item + '"';
   }
   return literal + '}';
@@ -621,8 +619,7 @@ function canonicalTime(value: unknown, receivedAt: number): boolean {
   const hour = +value.slice(11, 13);
   const minute = +value.slice(14, 16);
   const second = +value.slice(17, 19);
-  const days = month === 2 ? (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28) : month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
-  if (year < 2000 || month < 1 || month > 12 || day < 1 || day > days || hour > 23 || minute > 59 || second > 59) return false;
+  if (year < 2000 || month < 1 || month > 12 || day < 1 || day > daysIn(year, month) || hour > 23 || minute > 59 || second > 59) return false;
   const ms = Date.UTC(year, month - 1, day, hour, minute, second, +value.slice(20, 23));
   return ms >= LIMITS.earliestOccurredAt && ms <= receivedAt + LIMITS.futureSlackMs;
 }

@@ -4,6 +4,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { NotificationRequest } from '../../domain/notify.js';
 import { freePort } from '../../scripts/provision.js';
 
 export interface ReceivedRequest {
@@ -82,4 +83,26 @@ export function signatureIsValid(request: ReceivedRequest, secret: string): bool
   const sent = String(request.headers['x-road-signature'] ?? '');
   const expected = 'sha256=' + createHmac('sha256', secret).update(timestamp + '.' + request.body).digest('hex');
   return sent.length === expected.length && timingSafeEqual(Buffer.from(sent), Buffer.from(expected));
+}
+
+/** An approval.requested notification for `taskId`, requested at `at` (by default a fixed instant) and due 7 days later. */
+export function approvalRequested(taskId: string, at = new Date('2026-11-28T10:00:00.000Z')): NotificationRequest {
+  return {
+    event: 'approval.requested',
+    key: `road-approval-${taskId}/run-1/approval.requested`,
+    occurredAt: at.toISOString(),
+    workflowId: `road-approval-${taskId}`,
+    runId: 'run-1',
+    approval: {
+      taskId,
+      title: `Fix ${taskId}`,
+      status: 'PENDING',
+      candidateRef: 'abc',
+      reviewers: ['alice@example.com'],
+      author: 'road-bot',
+      requestedAt: at.toISOString(),
+      expiresAt: new Date(at.getTime() + 7 * 86_400_000).toISOString(),
+      canMerge: false,
+    },
+  };
 }

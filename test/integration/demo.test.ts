@@ -14,7 +14,7 @@ import { configSchema, withEnvironment } from '../../domain/config.js';
 import type { LoopStatus } from '../../domain/loop.js';
 import { freePort, PROJECT_ROOT } from '../../scripts/provision.js';
 import { road } from '../helpers/cli.js';
-import { devSql, until } from '../helpers/roadDev.js';
+import { cliIn, devSql, until } from '../helpers/roadDev.js';
 
 interface SampleEvent {
   run_id: string;
@@ -158,18 +158,6 @@ async function writeDevConfig(dir: string): Promise<void> {
   writeFileSync(path.join(dir, 'road.config.json'), JSON.stringify({ dev }));
 }
 
-/** The CLI as a person in another terminal runs it: it finds the running `road dev` through ROAD_HOME. */
-function cliIn(dir: string) {
-  const env = { ROAD_HOME: path.join(dir, '.road'), ROAD_CONFIG: path.join(dir, 'road.config.json'), DATABASE_URL: '', TEMPORAL_ADDRESS: '' };
-  return async (...args: string[]) => {
-    const result = await road(args, env);
-    if (result.code !== 0) throw new Error(`road ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
-    return result.stdout;
-  };
-}
-
-const sql = devSql;
-
 
 type LoopView = LoopStatus & { workflowStatus: string };
 
@@ -191,7 +179,7 @@ describe('npm start on a fresh clone', () => {
         expect(dev.output()).toContain('npx road prompts --phase auth-migration');
 
         // Every sample event, shifted so the newest is minutes old and all of them lie in the default 7-day window.
-        const [loaded] = await sql<{ events: string; newest: Date; oldest: Date }>(dir, 'SELECT count(*) AS events, max(occurred_at) AS newest, min(occurred_at) AS oldest FROM phase_outcome_events');
+        const [loaded] = await devSql<{ events: string; newest: Date; oldest: Date }>(dir, 'SELECT count(*) AS events, max(occurred_at) AS newest, min(occurred_at) AS oldest FROM phase_outcome_events');
         expect(Number(loaded!.events)).toBe(SAMPLE.length);
         expect(Date.now() - loaded!.newest.getTime()).toBeLessThan(3_600_000);
         expect(Date.now() - loaded!.oldest.getTime()).toBeLessThan(7 * 86_400_000 - 3_600_000);
@@ -262,7 +250,7 @@ describe('npm start on a fresh clone', () => {
       dev = await startRoadDev(dir);
       let counts: { events: string; tasks: string; demo_rows: string; loop: LoopView };
       try {
-        const [row] = await sql<{ events: string; tasks: string; demo_rows: string }>(
+        const [row] = await devSql<{ events: string; tasks: string; demo_rows: string }>(
           dir,
           'SELECT (SELECT count(*) FROM phase_outcome_events) AS events, (SELECT count(*) FROM followup_tasks) AS tasks, (SELECT count(*) FROM road_demo) AS demo_rows',
         );
@@ -290,7 +278,7 @@ describe('npm start on a fresh clone', () => {
       try {
         expect(dev.output()).not.toContain('• demo');
         expect(dev.output()).toContain('The demo is off (--no-demo).');
-        const [row] = await sql<{ events: string; demo_rows: string }>(dir, 'SELECT (SELECT count(*) FROM phase_outcome_events) AS events, (SELECT count(*) FROM road_demo) AS demo_rows');
+        const [row] = await devSql<{ events: string; demo_rows: string }>(dir, 'SELECT (SELECT count(*) FROM phase_outcome_events) AS events, (SELECT count(*) FROM road_demo) AS demo_rows');
         expect(row).toEqual({ events: '0', demo_rows: '0' });
         const status = await road(['loop', 'status', 'demo'], { ROAD_HOME: path.join(dir, '.road'), ROAD_CONFIG: path.join(dir, 'road.config.json'), DATABASE_URL: '', TEMPORAL_ADDRESS: '' });
         expect(status.code).not.toBe(0);

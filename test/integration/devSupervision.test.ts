@@ -11,8 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort, PROJECT_ROOT } from '../../scripts/provision.js';
-import { road } from '../helpers/cli.js';
-import { devSql, until } from '../helpers/roadDev.js';
+import { cliIn, devSql, until } from '../helpers/roadDev.js';
 
 const scratch: string[] = [];
 afterAll(() => {
@@ -112,25 +111,13 @@ const alive = (pid: number) => {
   }
 };
 
-/** The CLI as a person in another terminal runs it: it finds the running `road dev` through ROAD_HOME. */
-function cliIn(dir: string) {
-  const env = { ROAD_HOME: path.join(dir, '.road'), ROAD_CONFIG: path.join(dir, 'road.config.json'), DATABASE_URL: '', TEMPORAL_ADDRESS: '' };
-  return async (...args: string[]) => {
-    const result = await road(args, env);
-    if (result.code !== 0) throw new Error(`road ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
-    return result.stdout;
-  };
-}
-
-const sql = devSql;
-
 
 /** What must work after a restart: an event recorded, an approval gate started, decided, and its decision stored. */
 async function recordAndDecide(dir: string, runId: string, taskId: string): Promise<void> {
   const cli = cliIn(dir);
   const recorded = JSON.parse(await cli('record', '--run', runId, '--phase', 'build', '--outcome', 'FAILED', '--stop-reason', 'lock_timeout', '--json')) as { status: string };
   expect(recorded.status).toBe('accepted');
-  const [stored] = await sql<{ n: string }>(dir, 'SELECT count(*) AS n FROM phase_outcome_events WHERE run_id = $1', [runId]);
+  const [stored] = await devSql<{ n: string }>(dir, 'SELECT count(*) AS n FROM phase_outcome_events WHERE run_id = $1', [runId]);
   expect(Number(stored!.n)).toBe(1);
 
   await cli('demo', '--task', taskId, '--reviewers', 'alice@example.com');
@@ -138,7 +125,7 @@ async function recordAndDecide(dir: string, runId: string, taskId: string): Prom
   expect(decided).toMatchObject({ status: 'APPROVED', decidedBy: 'alice@example.com' });
   // The gate's activity writes the decision to PostgreSQL: the worker runs workflows and activities again.
   await until(`${taskId} approved in approval_requests`, 30_000, async () => {
-    const rows = await sql<{ status: string }>(dir, 'SELECT status FROM approval_requests WHERE task_id = $1', [taskId]);
+    const rows = await devSql<{ status: string }>(dir, 'SELECT status FROM approval_requests WHERE task_id = $1', [taskId]);
     return rows[0]?.status === 'APPROVED' ? rows : undefined;
   });
 }

@@ -10,7 +10,7 @@ import { configSchema } from '../../domain/config.js';
 import type { CriticalFailureNotice, NotificationRequest } from '../../domain/notify.js';
 import { road } from '../helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { signatureIsValid, webhookReceiver, type Receiver } from '../helpers/receiver.js';
+import { approvalRequested, signatureIsValid, webhookReceiver, type Receiver } from '../helpers/receiver.js';
 
 const SECRET = 'integration-secret-0123456789';
 let db: TestDatabase;
@@ -100,7 +100,7 @@ describe('final answers', () => {
       ],
     });
     const { notify } = createNotifyActivities({ pool: db.pool, config, env: {} });
-    const result = await notify(approvalRequest('SECRET-1'));
+    const result = await notify(approvalRequested('SECRET-1'));
     expect(result.delivered).toEqual(['good']);
     expect(result.failed).toEqual([{ target: 'no-secret', error: 'the environment variable ROAD_TEST_SECRET_NOBODY_SET (notify "no-secret".secretEnv) is not set in the worker' }]);
     expect(unsent.requests).toHaveLength(0);
@@ -110,7 +110,7 @@ describe('final answers', () => {
     const moved = await receiver({ answer: () => 308 });
     const config = configSchema.parse({ notify: [{ name: 'moved', url: moved.url, secret: SECRET }] });
     const { notify } = createNotifyActivities({ pool: db.pool, config });
-    const result = await notify(approvalRequest('MOVED-1'));
+    const result = await notify(approvalRequested('MOVED-1'));
     expect(result.failed).toEqual([{ target: 'moved', error: 'HTTP 308: refused with 308' }]);
     expect(moved.requests).toHaveLength(1);
   });
@@ -121,7 +121,7 @@ describe('final answers', () => {
     const config = configSchema.parse({ notify: [{ name: 'busy', url: busy.url, secret: SECRET }, { name: 'fine', url: fine.url, secret: SECRET }] });
     const { notify } = createNotifyActivities({ pool: db.pool, config });
     for (let attempt = 1; attempt <= 2; attempt++) {
-      const error = await notify(approvalRequest('BUSY-1')).then(() => undefined, (e: unknown) => e as { type?: string; nonRetryable?: boolean; message: string });
+      const error = await notify(approvalRequested('BUSY-1')).then(() => undefined, (e: unknown) => e as { type?: string; nonRetryable?: boolean; message: string });
       expect(error).toMatchObject({ type: NOTIFICATION_UNDELIVERED, nonRetryable: false });
       expect(error!.message).toBe('1 of 2 receiver(s) did not take approval.requested yet: busy: HTTP 503: refused with 503');
     }
@@ -150,24 +150,3 @@ describe('road notifications', () => {
     expect(bad.stderr).toContain('--status must be one of pending, delivered, failed (got lost)');
   }, 60_000);
 });
-
-function approvalRequest(taskId: string): NotificationRequest {
-  return {
-    event: 'approval.requested',
-    key: `road-approval-${taskId}/run-1/approval.requested`,
-    occurredAt: '2026-11-28T10:00:00.000Z',
-    workflowId: `road-approval-${taskId}`,
-    runId: 'run-1',
-    approval: {
-      taskId,
-      title: `Fix ${taskId}`,
-      status: 'PENDING',
-      candidateRef: 'abc',
-      reviewers: ['alice@example.com'],
-      author: 'road-bot',
-      requestedAt: '2026-11-28T10:00:00.000Z',
-      expiresAt: '2026-12-05T10:00:00.000Z',
-      canMerge: false,
-    },
-  };
-}

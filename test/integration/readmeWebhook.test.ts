@@ -16,6 +16,7 @@ import { notificationBody, type ApprovalNotice, type NotificationBody, type Noti
 import { describeZodError } from '../../domain/validation.js';
 import { freePort, PROJECT_ROOT, waitForPort } from '../../scripts/provision.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { approvalRequested } from '../helpers/receiver.js';
 
 const SECRET = 'readme-receiver-secret-0123456789';
 
@@ -72,25 +73,6 @@ describe("the README's webhook receiver (Python), run as written", () => {
     await db?.drop();
   });
 
-  const request = (taskId: string): NotificationRequest => ({
-    event: 'approval.requested',
-    key: `road-approval-${taskId}/run-1/approval.requested`,
-    occurredAt: new Date().toISOString(),
-    workflowId: `road-approval-${taskId}`,
-    runId: 'run-1',
-    approval: {
-      taskId,
-      title: `Fix ${taskId}`,
-      status: 'PENDING',
-      candidateRef: 'abc',
-      reviewers: ['alice@example.com'],
-      author: 'road-bot',
-      requestedAt: new Date().toISOString(),
-      expiresAt: new Date(Date.now() + 7 * 86_400_000).toISOString(),
-      canMerge: false,
-    },
-  });
-
   async function until(predicate: () => boolean): Promise<void> {
     const deadline = Date.now() + 10_000;
     while (!predicate()) {
@@ -102,7 +84,7 @@ describe("the README's webhook receiver (Python), run as written", () => {
   it("accepts ROAD's signed deliveries (secret from secretEnv) and handles each delivery id once", async () => {
     const config = configSchema.parse({ notify: [{ name: 'python', url, secretEnv: 'ROAD_WEBHOOK_SECRET' }] });
     const { notify } = createNotifyActivities({ pool: db.pool, config, env: { ROAD_WEBHOOK_SECRET: SECRET } });
-    expect(await notify(request('README-1'))).toMatchObject({ delivered: ['python'], failed: [] });
+    expect(await notify(approvalRequested('README-1', new Date()))).toMatchObject({ delivered: ['python'], failed: [] });
     await until(() => output.includes('approval.requested README-1'));
     const [line] = output.trim().split('\n');
     const deliveryId = line!.split(' ')[2]!;
