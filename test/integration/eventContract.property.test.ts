@@ -840,4 +840,66 @@ describe('the event contract: validator, oracle and CHECKs agree on generated ev
     expect(counts.database.rows).toBeGreaterThan(RUNS * 100);
     expect(counts.database.refused).toBeGreaterThan(RUNS * 20);
   }, TIMEOUT_MS);
+
+  // The CHECKs settle "at most L characters" by the byte length first and count characters only past L bytes, and
+  // take bytes for characters where only ASCII is allowed: strings whose byte and character lengths fall on either
+  // side of a limit are where such a shortcut would go wrong, and where the events above rarely land.
+  it('in the database alone, at the character and byte bounds of its text CHECKs', async () => {
+    const rules: Record<string, { min: number; max: number; allowed?: RegExp; fills: string[] }> = {
+      event_id: { min: 1, max: LIMITS.eventIdChars, allowed: /^[A-Za-z0-9._:-]*$/, fills: ['a', 'Z', '.', 'é', ' ', '😀'] },
+      run_id: { min: 1, max: LIMITS.runIdChars, fills: FILLS },
+      phase_id: { min: 1, max: LIMITS.phaseIdChars, fills: FILLS },
+      phase_type: { min: 0, max: LIMITS.nameChars, fills: FILLS },
+      model: { min: 0, max: LIMITS.nameChars, fills: FILLS },
+      commit_sha: { min: LIMITS.commitShaMinChars, max: LIMITS.commitShaMaxChars, allowed: /^[0-9a-f]*$/, fills: ['a', '0', 'f', 'A', 'g', 'é'] },
+      content_hash: { min: 64, max: 64, allowed: /^[0-9a-f]*$/, fills: ['a', '0', 'f', 'A', 'g', 'é'] },
+    };
+    // Lengths in characters at every bound, and those whose multi-byte forms cross a bound in bytes only.
+    const lengths = [...new Set(Object.values(rules).flatMap(({ min, max }) => [min - 1, min, min + 1, max - 1, max, max + 1, Math.floor(max / 2), Math.floor(max / 4) + 1]))].filter((n) => n >= 0);
+    const caseArb = fc.record({
+      field: fc.constantFrom(...Object.keys(rules)),
+      length: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...lengths) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 300 }) }),
+      fill: fc.nat(),
+      twist: fc.option(fc.record({ char: fc.nat(), at: fc.nat() }), { freq: 3 }),
+    });
+    let rows = 0;
+    let refusedRows = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(caseArb, { minLength: 100, maxLength: 200 }), async (cases) => {
+        const received = Date.now();
+        const tried = cases.map(({ field, length, fill, twist }, k) => {
+          const rule = rules[field]!;
+          const value = sized(length, 'chars', rule.fills[fill % rule.fills.length]!, twist ? rule.fills[twist.char % rule.fills.length]! : null, twist?.at ?? 0);
+          const chars = [...value].length;
+          const valid = chars >= rule.min && chars <= rule.max && (!rule.allowed || rule.allowed.test(value));
+          const row: Row = {
+            event_id: `bound.${k}`, run_id: 'run', phase_id: 'phase', attempt: 1, outcome: 'SUCCESS', occurred_at: new Date(received).toISOString(),
+            metadata: {}, content_hash: createHash('sha256').update(String(k)).digest('hex'), recorded_at: new Date(received).toISOString(),
+            [field]: value,
+          };
+          return { row, valid };
+        });
+        const client = await dbs.database.pool.connect();
+        let refused: Array<string | null>;
+        try {
+          await client.query('BEGIN');
+          refused = (await client.query<{ refused: string | null }>('SELECT refused FROM test_try_rows($1::jsonb) ORDER BY i', [JSON.stringify(tried.map((t) => t.row))])).rows.map((r) => r.refused);
+        } finally {
+          await client.query('ROLLBACK');
+          client.release();
+        }
+        tried.forEach(({ row, valid }, k) => {
+          if (refused[k]?.startsWith('23505')) return; // the same generated event_id twice
+          expect(refused[k] === null, `${JSON.stringify(row).slice(0, 300)}: ${valid ? 'valid' : 'invalid'}, the database ${refused[k] ?? 'stored it'}`).toBe(valid);
+          rows++;
+          if (refused[k] !== null) refusedRows++;
+        });
+      }),
+      { numRuns: RUNS, seed: SEED, endOnFailure: true },
+    );
+    // Both verdicts are common, so each bound is met from both sides.
+    expect(rows).toBeGreaterThan(RUNS * 90);
+    expect(refusedRows).toBeGreaterThan(rows / 5);
+    expect(rows - refusedRows).toBeGreaterThan(rows / 5);
+  }, TIMEOUT_MS);
 });
