@@ -367,6 +367,17 @@ async function main() {
     print(['path', 'events/s', 'ratio to (a)', 'peak RSS', 'result']);
     rows.forEach(print);
     console.log(`\nCPU per event: (a) ${us(a.cpuSeconds)} here + ${pgUs(a)} PostgreSQL; (b) ${us(b.cpuSeconds)} here + ${pgUs(b)} PostgreSQL; (g) ${pgUs(g)} PostgreSQL; (c) ${us(c.cpuSeconds)} client + ${us(c.value.serverCpuSeconds)} server + ${pgUs(c)} PostgreSQL`);
+    if (b.pgCpuSeconds !== undefined && c.pgCpuSeconds !== undefined) {
+      // Every core busy is the most a path can do: cores / (CPU seconds per event, every process's).
+      const cores = os.cpus().length;
+      const ceiling = (cpuSeconds: number) => (cores * N) / cpuSeconds;
+      const bCeiling = ceiling(b.cpuSeconds + b.pgCpuSeconds);
+      const cCeiling = ceiling(c.cpuSeconds + c.value.serverCpuSeconds + c.pgCpuSeconds);
+      console.log(
+        `with all ${cores} cores busy at that CPU per event: (b) ≤ ${fmt(bCeiling)}/s (measured ${((b.rate / bCeiling) * 100).toFixed(0)} % of it, b/a ≤ ${(bCeiling / a.rate).toFixed(2)}), ` +
+          `(c) ≤ ${fmt(cCeiling)}/s (measured ${((c.rate / cCeiling) * 100).toFixed(0)} %, c/a ≤ ${(cCeiling / a.rate).toFixed(2)})`,
+      );
+    }
     console.log(`RSS at 25/50/75/100 % of (b): ${b.quarters.map(mib).join(' / ')} (flat = streaming)`);
     const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
     console.log(`targets: (b) ≥ 50,000 events/s → ${verdict(b.rate >= 50_000)}; b/a ≥ 0.5 → ${verdict(b.rate / a.rate >= 0.5)} (g/a = ${(g.rate / a.rate).toFixed(2)}: the most b/a can be with the database's work alone); c/a ≥ 0.3 → ${verdict(c.rate / a.rate >= 0.3)}`);
