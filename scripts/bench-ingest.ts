@@ -193,7 +193,6 @@ async function guaranteeCosts(pool: Pool) {
     ['everything', []],
     ...Object.entries(parts).map(([name, sql]): [string, string[]] => [`without ${name}`, sql]),
     ['none of those (heap, types, NOT NULL)', Object.values(parts).flat()],
-    ...indexes.map((i): [string, string[]] => [`without the index ${i.name} alone`, [`DROP INDEX ${i.name}`]]),
   ];
   /** The backend's CPU per row for COPYing the rows after `drops`, all rolled back. */
   const cost = (drops: string[]) =>
