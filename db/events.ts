@@ -122,8 +122,11 @@ export interface RawItem {
   parseError?: string;
 }
 
+/** Events per chunk of the bulk path unless BulkOptions.chunkSize says otherwise. */
+export const DEFAULT_CHUNK_SIZE = 20_000;
+
 export interface BulkOptions {
-  /** Events per COPY + INSERT transaction (default 20,000). A chunk is committed as a whole. */
+  /** Events per COPY + INSERT transaction (default DEFAULT_CHUNK_SIZE). A chunk is committed as a whole. */
   chunkSize?: number;
   /**
    * Chunks in the database at once, each on its own connection (default 2: PostgreSQL's work on a chunk is most of
@@ -140,7 +143,7 @@ export interface BulkOptions {
  * validated while the previous ones are written, and nothing else is kept.
  */
 export async function bulkStoreEvents(pool: Pool, items: AsyncIterable<RawItem> | Iterable<RawItem>, options: BulkOptions = {}): Promise<void> {
-  const chunkSize = options.chunkSize ?? 20_000;
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const concurrency = Math.max(1, options.concurrency ?? 2);
   const inFlight: Array<{ ids: Set<string>; written: Promise<unknown> }> = [];
   let delivered: Promise<void> = Promise.resolve(); // onChunk calls, one after another in input order

@@ -573,10 +573,11 @@ export function deriveEventId(runId: string, phaseId: string, attempt: number): 
 /*
  * The common event, in one pass (issue 12). Agents send nearly every event in one shape: known fields of
  * the right types, printable ASCII text, short relative paths, lower-case hex, the canonical UTC time, flat metadata
- * with sorted keys. For such an event `fastEvent` returns exactly what `judgeEvent` (above, the contract) returns — the same stored event, COPY text and content hash — without zod, without a second pass per
- * rule and with no intermediate objects. For anything else it returns undefined and the judge decides: the fast path
- * never refuses, so it can only be wrong by accepting; test/integration/eventContract.property.test.ts proves on
- * generated events (biased to this path's edges) that whatever it accepts, the judge accepts identically.
+ * with sorted keys. For such an event `fastEvent` returns exactly what `judgeEvent` (above, the contract) returns —
+ * the same stored event, COPY text and content hash — without zod, without a second pass per rule and with no
+ * intermediate objects. For anything else it returns undefined and the judge decides: the fast path never refuses, so
+ * it can only be wrong by accepting; test/unit/fastEvent.property.test.ts proves on generated events (biased to this
+ * path's edges) that whatever it accepts, the judge accepts identically.
  */
 
 // Printable ASCII without the backslash: stored as is, and nothing in COPY's text format to escape.

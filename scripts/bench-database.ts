@@ -47,17 +47,29 @@ export async function benchDatabase(prefix: string): Promise<BenchDatabase> {
  */
 export async function serverCpuSeconds(pool: Pool): Promise<number | undefined> {
   const { rows } = await pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-  const fields = (pid: number | string) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   try {
-    const postmaster = fields(rows[0]!.pid)[1]!;
-    const own = fields(postmaster);
-    let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+    const postmaster = Number(procStat(rows[0]!.pid)[1]);
+    let seconds = processCpuSeconds(postmaster, true);
     for (const child of readFileSync(`/proc/${postmaster}/task/${postmaster}/children`, 'utf8').trim().split(/\s+/)) {
-      const stat = fields(child);
-      ticks += Number(stat[11]) + Number(stat[12]);
+      seconds += processCpuSeconds(Number(child));
     }
-    return ticks / 100;
+    return seconds;
   } catch {
     return undefined; // another machine's server, or no /proc
   }
+}
+
+/**
+ * utime + stime of a process on this machine, in seconds (clock ticks are 1/100 s on Linux); with `reapedChildren`,
+ * also cutime + cstime, the CPU of the children it has reaped. Throws when there is no such process here.
+ */
+export function processCpuSeconds(pid: number, reapedChildren = false): number {
+  const stat = procStat(pid);
+  const ticks = Number(stat[11]) + Number(stat[12]) + (reapedChildren ? Number(stat[13]) + Number(stat[14]) : 0);
+  return ticks / 100;
+}
+
+/** The fields of /proc/PID/stat after the command name (so [1] is the parent's pid, [11] utime). */
+function procStat(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
 }

@@ -26,11 +26,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { bulkStoreEvents, copyLine, EVENT_COLUMNS, type RawItem } from '../db/events.js';
+import { bulkStoreEvents, copyLine, DEFAULT_CHUNK_SIZE, EVENT_COLUMNS, type RawItem } from '../db/events.js';
 import { copyField, validateEvent } from '../domain/telemetry.js';
 import { createPool, inTransaction, withClient, type Pool } from '../db/pool.js';
-import { benchDatabase, serverCpuSeconds } from './bench-database.js';
+import { benchDatabase, processCpuSeconds, serverCpuSeconds } from './bench-database.js';
 import { freePort, PROJECT_ROOT, waitForPort } from './provision.js';
 import { generateEvents } from './generate-events.js';
 
@@ -120,7 +121,7 @@ async function bulkPath(pool: Pool, progress: (done: number) => void) {
   return counts;
 }
 
-const CHUNK = 20_000; // bulkStoreEvents' chunk
+const CHUNK = DEFAULT_CHUNK_SIZE; // (b)'s chunks
 
 /** The COPY text of the next `count` events as (b) stores them, in chunks of CHUNK rows: validated, hashed, formatted. */
 function formattedChunks(events: Iterator<unknown>, count: number): string[] {
@@ -137,7 +138,9 @@ function formattedChunks(events: Iterator<unknown>, count: number): string[] {
   return chunks;
 }
 
-const EVENT_COPY = `COPY phase_outcome_events (${EVENT_COLUMNS.join(', ')}) FROM STDIN`;
+/** COPYs preformatted rows (EVENT_COLUMNS) into the events table. */
+const copyEvents = (client: PoolClient, text: string) =>
+  pipeline(Readable.from([text]), client.query(copyFrom(`COPY phase_outcome_events (${EVENT_COLUMNS.join(', ')}) FROM STDIN`)));
 
 /**
  * (g) The events table alone: (b)'s rows, formatted while the clock is stopped (200,000 at a time, so memory stays
@@ -154,9 +157,7 @@ async function tableAlone(pool: Pool, progress: (done: number) => void) {
     let next = 0;
     const copier = async () => {
       for (let chunk = chunks[next++]; chunk !== undefined; chunk = chunks[next++]) {
-        await withClient(pool, (client) =>
-          inTransaction(client, () => pipeline(Readable.from([chunk]), client.query(copyFrom(EVENT_COPY)))),
-        );
+        await withClient(pool, (client) => inTransaction(client, () => copyEvents(client, chunk)));
       }
     };
     await Promise.all([copier(), copier()]);
@@ -202,7 +203,7 @@ async function guaranteeCosts(pool: Pool) {
       try {
         for (const sql of drops) await client.query(sql);
         const before = backendCpu(pid);
-        await pipeline(Readable.from([text]), client.query(copyFrom(EVENT_COPY)));
+        await copyEvents(client, text);
         return ((backendCpu(pid) - before) / rows) * 1e6;
       } finally {
         await client.query('ROLLBACK');
@@ -219,19 +220,13 @@ async function guaranteeCosts(pool: Pool) {
   }
 }
 
-/** serverCpu of a backend, or why --guarantees cannot measure it. */
+/** A backend's CPU seconds, or why --guarantees cannot measure it. */
 function backendCpu(pid: number): number {
   try {
-    return serverCpu(pid);
+    return processCpuSeconds(pid);
   } catch {
     throw new Error('--guarantees reads the backend\'s CPU from /proc: it needs PostgreSQL on this machine');
   }
-}
-
-/** utime + stime of a process on this machine, in seconds (clock ticks are 1/100 s on Linux). */
-function serverCpu(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(stat[11]) + Number(stat[12])) / 100;
 }
 
 /**
@@ -261,7 +256,7 @@ async function httpPath(databaseUrl: string, progress: (done: number) => void, s
       }, scrapeEveryMs);
     }
     // From the first request on: the server's start (loading its modules) is not the API's speed.
-    const startCpu = serverCpu(server.pid!);
+    const startCpu = processCpuSeconds(server.pid!);
     const started = performance.now();
     const counts = { accepted: 0, duplicate: 0, conflict: 0, invalid: 0 };
     const events = generateEvents(N)[Symbol.iterator]();
@@ -287,7 +282,7 @@ async function httpPath(databaseUrl: string, progress: (done: number) => void, s
     await Promise.all(Array.from({ length: HTTP_CONCURRENCY }, worker));
     const seconds = (performance.now() - started) / 1000;
     const serverPeak = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
-    return { counts, serverPeak, serverCpuSeconds: serverCpu(server.pid!) - startCpu, scrapes, seconds };
+    return { counts, serverPeak, serverCpuSeconds: processCpuSeconds(server.pid!) - startCpu, scrapes, seconds };
   } finally {
     clearInterval(scraper);
     server.kill('SIGTERM');
